@@ -1,0 +1,440 @@
+"""`layerkit lock` and `layerkit build`: from a recipe to deterministic layer ZIPs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import platform
+import shutil
+import tempfile
+import zipfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from layerkit import __version__, archive, lock, manifest, quota
+from layerkit.archive import Entry
+from layerkit.errors import BuildError, StaleLockError
+from layerkit.index import PackageIndex, WheelCache, cache_dir, settings_from
+from layerkit.install import Installed, fetch_wheels, install, runtime_overlap_warning, shipped
+from layerkit.lock import Lock
+from layerkit.recipe import Recipe
+from layerkit.runner import run
+from layerkit.targets import ELF_MACHINES, Target
+
+log = logging.getLogger("layerkit")
+
+# Bump when the same inputs would produce different bytes, so cached artifacts are not reused.
+BUILD_FORMAT = 1
+
+Reporter = Callable[[str, str], None]
+
+
+@dataclass
+class Context:
+    """Collaborators of a build, made once per command."""
+
+    index: PackageIndex
+    cache_root: Path
+    env: dict[str, str]
+    uv_binary: str
+    report: Reporter = field(default=lambda label, message: None)
+
+    @property
+    def wheels(self) -> WheelCache:
+        return WheelCache(self.cache_root)
+
+    @classmethod
+    def from_environment(
+        cls,
+        env: Mapping[str, str],
+        *,
+        index_url: str | None = None,
+        extra_index_urls: tuple[str, ...] = (),
+        ca_bundle: str | None = None,
+        report: Reporter | None = None,
+    ) -> Context:
+        from uv import find_uv_bin
+
+        settings = settings_from(env, index_url, extra_index_urls, ca_bundle)
+        return cls(
+            index=PackageIndex(settings),
+            cache_root=cache_dir(env),
+            env=dict(env),
+            uv_binary=find_uv_bin(),
+            report=report or (lambda label, message: None),
+        )
+
+
+@dataclass(frozen=True)
+class Artifact:
+    recipe: str
+    name: str
+    path: Path
+    sha256: str
+    targets: tuple[str, ...]
+    files: int
+    unzipped: int
+    zipped: int
+    status: str  # built, cached (copied from the artifact cache) or unchanged
+    notes: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "recipe": self.recipe,
+            "artifact": self.name,
+            "path": str(self.path),
+            "sha256": self.sha256,
+            "targets": list(self.targets),
+            "files": self.files,
+            "unzipped": self.unzipped,
+            "zipped": self.zipped,
+            "status": self.status,
+            "notes": list(self.notes),
+        }
+
+
+def lock_recipe(
+    recipe: Recipe,
+    ctx: Context,
+    *,
+    check: bool = False,
+    refresh: bool = False,
+    upgrade: bool = False,
+    upgrade_packages: tuple[str, ...] = (),
+) -> dict[str, tuple[Lock, str]]:
+    """Make sure every target has a fresh lock; return each lock with its file's SHA-256.
+
+    check: refuse a missing or stale lock instead of writing one (`--locked`).
+    refresh: resolve again even when the lock is fresh (`layerkit lock`).
+    """
+    locks: dict[str, tuple[Lock, str]] = {}
+    for target in recipe.targets:
+        path = recipe.lock_path(target)
+        state = lock.status(recipe, target)
+        wanted = refresh or upgrade or bool(upgrade_packages) or state != "fresh"
+        if wanted and check:
+            reason = {
+                "missing": "does not exist",
+                "stale": "is stale: the recipe's requirements changed since it was written",
+            }.get(state, "would change")
+            raise StaleLockError(str(path), reason, f"layerkit lock {recipe.stem}")
+        if wanted:
+            action = {"missing": "writing", "stale": "recipe changed: refreshing"}
+            ctx.report(target.id, f"{action.get(state, 'resolving')} {path.name}")
+            resolved = lock.resolve(
+                recipe,
+                target,
+                ctx.index,
+                upgrade=upgrade,
+                upgrade_packages=upgrade_packages,
+                uv_binary=ctx.uv_binary,
+                env=ctx.env,
+            )
+            lock.write(recipe, target, resolved)
+        text = path.read_bytes()
+        locks[target.id] = (lock.parse(text.decode(), target.id), hashlib.sha256(text).hexdigest())
+    return locks
+
+
+@dataclass(frozen=True)
+class _Group:
+    artifact: str
+    targets: tuple[Target, ...]
+    flat: bool  # every target ships the same wheels: one python/ serves them all
+
+
+def _groups(recipe: Recipe, locks: dict[str, tuple[Lock, str]]) -> list[_Group]:
+    """One ZIP for all targets when they ship the same wheels, else one per architecture."""
+
+    def content(target: Target) -> frozenset[tuple[str, str, tuple[str, ...]]]:
+        dists = shipped(locks[target.id][0], recipe.exclude)
+        return frozenset((d.key, d.version, d.hashes) for d in dists)
+
+    targets = recipe.targets
+    if len({content(t) for t in targets}) == 1:
+        return [_Group(recipe.name, tuple(targets), flat=True)]
+    groups = []
+    for arch in recipe.architectures:
+        members = tuple(t for t in targets if t.architecture == arch)
+        flat = len({content(t) for t in members}) == 1
+        groups.append(_Group(f"{recipe.name}-{arch}", members, flat))
+    return groups
+
+
+def _site_packages(target: Target, flat: bool) -> str:
+    return "python" if flat else f"python/lib/python{target.runtime.python_version}/site-packages"
+
+
+def _recipe_files(recipe: Recipe) -> list[tuple[str, Path, int]]:
+    """(archive path, source, mode) for every data and config file, sorted."""
+    found = []
+    for spec in recipe.files:
+        sources = (
+            [(spec.target, spec.source)]
+            if spec.source.is_file()
+            else [
+                (spec.target / p.relative_to(spec.source).as_posix(), p)
+                for p in sorted(spec.source.rglob("*"))
+                if p.is_file()
+            ]
+        )
+        for target_path, source in sources:
+            mode = 0o755 if source.stat().st_mode & 0o111 else 0o644
+            found.append((str(target_path), source, mode))
+    return sorted(found)
+
+
+def _build_key(
+    recipe: Recipe,
+    group: _Group,
+    locks: dict[str, tuple[Lock, str]],
+    files: list[tuple[str, Path, int]],
+) -> str:
+    data = {
+        "format": BUILD_FORMAT,
+        "layerkit": __version__,
+        "layer": recipe.name,
+        "flat": group.flat,
+        "targets": {t.id: locks[t.id][1] for t in group.targets},
+        "exclude": sorted(recipe.exclude),
+        "slim": [recipe.slim.tests, recipe.slim.stubs, recipe.slim.strip, list(recipe.slim.keep)],
+        "files": [[p, archive.sha256_of(s), m] for p, s, m in files],
+    }
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+def build_recipe(
+    recipe: Recipe,
+    ctx: Context,
+    out_dir: Path,
+    *,
+    locked: bool = False,
+    upgrade: bool = False,
+    upgrade_packages: tuple[str, ...] = (),
+) -> list[Artifact]:
+    locks = lock_recipe(
+        recipe, ctx, check=locked, upgrade=upgrade, upgrade_packages=upgrade_packages
+    )
+    files = _recipe_files(recipe)
+    artifacts = []
+    for group in _groups(recipe, locks):
+        key = _build_key(recipe, group, locks, files)
+        dest = out_dir / f"{group.artifact}.zip"
+        cached = ctx.cache_root / "artifacts" / f"{key}.zip"
+        existing = manifest.read(dest) if dest.exists() else None
+        if existing is not None and existing.get("build_key") == key:
+            status = "unchanged"
+        elif cached.exists():
+            _copy_atomically(cached, dest)
+            status = "cached"
+        else:
+            _assemble(recipe, group, locks, files, key, ctx, cached)
+            _copy_atomically(cached, dest)
+            status = "built"
+        ctx.report(group.artifact, status)
+        artifacts.append(_describe(recipe, group, dest, status))
+    return artifacts
+
+
+def _copy_atomically(source: Path, dest: Path) -> None:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with (
+        tempfile.NamedTemporaryFile(dir=dest.parent, delete=False, prefix=".layerkit-") as tmp,
+        source.open("rb") as handle,
+    ):
+        shutil.copyfileobj(handle, tmp, 1 << 20)
+    os.chmod(tmp.name, 0o644)
+    os.replace(tmp.name, dest)
+
+
+def _describe(recipe: Recipe, group: _Group, path: Path, status: str) -> Artifact:
+    with zipfile.ZipFile(path) as zipped:
+        infos = zipped.infolist()
+    unzipped = sum(i.file_size for i in infos)
+    size = path.stat().st_size
+    report = quota.check(path.name, unzipped, [], size)
+    return Artifact(
+        recipe=recipe.stem,
+        name=group.artifact,
+        path=path,
+        sha256=archive.sha256_of(path),
+        targets=tuple(t.id for t in group.targets),
+        files=len(infos),
+        unzipped=unzipped,
+        zipped=size,
+        status=status,
+        notes=report.notes,
+    )
+
+
+def _assemble(
+    recipe: Recipe,
+    group: _Group,
+    locks: dict[str, tuple[Lock, str]],
+    files: list[tuple[str, Path, int]],
+    key: str,
+    ctx: Context,
+    dest: Path,
+) -> None:
+    plan = [(t, d) for t in group.targets for d in shipped(locks[t.id][0], recipe.exclude)]
+    warning = runtime_overlap_warning({d.key for _, d in plan})
+    if warning:
+        log.warning("%s: %s", group.artifact, warning)
+
+    def progress(done: int, total: int) -> None:
+        ctx.report(group.artifact, f"downloading {done}/{total} wheels")
+
+    wheels = fetch_wheels(plan, ctx.index, ctx.wheels, progress)
+    ctx.report(group.artifact, "installing")
+    installed: dict[str, list[Installed]] = {}
+    # With a flat layout every target ships the same wheels: install them once.
+    for target in group.targets[:1] if group.flat else group.targets:
+        site = _site_packages(target, group.flat)
+        dists = [d for t, d in plan if t == target]
+        installed[target.id] = [
+            install(wheels[(target.id, d.key)], d, site, recipe.slim) for d in dists
+        ]
+    entries = _merge(installed)
+    if recipe.slim.strip:
+        entries = _strip(entries, group.targets[0])
+    _check_machines(entries, group)
+
+    generated = [(path, source.read_bytes(), mode) for path, source, mode in files]
+    layer_manifest = _manifest(recipe, group, locks, installed, files, key)
+    generated.append((manifest.path_for(recipe.name), manifest.dumps(layer_manifest), 0o644))
+    ctx.report(group.artifact, "zipping")
+    entries += archive.compress_all(generated)
+
+    unzipped = sum(e.size for e in entries)
+    sizes: dict[str, int] = {}
+    for installs in installed.values():
+        for item in installs:
+            sizes[item.name] = sizes.get(item.name, 0) + item.size
+    largest = sorted(sizes.items(), key=lambda item: -item[1])
+    quota.check(f"{group.artifact}.zip", unzipped, largest)
+    archive.write(entries, dest)
+
+
+def _merge(installed: dict[str, list[Installed]]) -> list[Entry]:
+    """All entries; where two distributions ship the same path, the first one wins."""
+    chosen: dict[str, tuple[Entry, str]] = {}
+    for dists in installed.values():
+        for dist in sorted(dists, key=lambda d: d.name.lower()):
+            for entry in dist.entries:
+                if entry.path not in chosen:
+                    chosen[entry.path] = (entry, dist.name)
+                    continue
+                first, owner = chosen[entry.path]
+                if (first.crc, first.size) != (entry.crc, entry.size):
+                    log.warning(
+                        "%s and %s both ship %s with different content; keeping %s's",
+                        owner,
+                        dist.name,
+                        entry.path,
+                        owner,
+                    )
+    return [entry for entry, _ in chosen.values()]
+
+
+def _is_shared_object(path: str) -> bool:
+    name = path.rsplit("/", 1)[-1]
+    return name.endswith(".so") or ".so." in name
+
+
+def _check_machines(entries: list[Entry], group: _Group) -> None:
+    """Every shared object must be built for the group's architecture: a guard behind tags."""
+    machine = group.targets[0].machine
+    if len({t.machine for t in group.targets}) > 1:
+        machine = ""  # a layer for both architectures must carry no native code at all
+    handles: dict[Path, BinaryIO] = {}
+    try:
+        for entry in entries:
+            if not _is_shared_object(entry.path):
+                continue
+            header = archive.head(entry, 20, handles)
+            if header[:4] != b"\x7fELF":
+                continue
+            found = ELF_MACHINES.get(int.from_bytes(header[18:20], "little"), "unknown")
+            if found != machine:
+                raise BuildError(
+                    f"{entry.path} is a {found} shared object, but {group.artifact} is for "
+                    f"{machine or 'every architecture'}. The wheel that ships it is tagged "
+                    "wrongly; pin another version or build in a container."
+                )
+    finally:
+        for handle in handles.values():
+            handle.close()
+
+
+def _strip_tool(machine: str) -> str:
+    candidates = [f"{machine}-linux-gnu-strip", "llvm-strip"]
+    if platform.machine() == machine:
+        candidates.insert(0, "strip")
+    for tool in candidates:
+        if shutil.which(tool):
+            return tool
+    raise BuildError(
+        f"`strip = true` needs a strip for {machine} ({' or '.join(candidates)}), and none "
+        "is on PATH. Install binutils (for another architecture: binutils-aarch64-linux-gnu "
+        "or llvm), or set `strip = false` under [slim]."
+    )
+
+
+def _strip(entries: list[Entry], target: Target) -> list[Entry]:
+    tool = _strip_tool(target.machine)
+    result = []
+    with tempfile.TemporaryDirectory(prefix="layerkit-strip-") as tmp:
+        for number, entry in enumerate(entries):
+            if not _is_shared_object(entry.path):
+                result.append(entry)
+                continue
+            scratch = Path(tmp) / str(number)
+            scratch.write_bytes(archive.read_member(entry))
+            run([tool, "--strip-unneeded", str(scratch)])
+            result.append(archive.compress(entry.path, scratch.read_bytes(), entry.mode))
+    return result
+
+
+def _manifest(
+    recipe: Recipe,
+    group: _Group,
+    locks: dict[str, tuple[Lock, str]],
+    installed: dict[str, list[Installed]],
+    files: list[tuple[str, Path, int]],
+    key: str,
+) -> dict[str, Any]:
+    first = next(iter(installed.values()))
+    targets = {}
+    for target in group.targets:
+        dists = installed.get(target.id, first)
+        targets[target.id] = {
+            "lock": "sha256:" + locks[target.id][1],
+            "site_packages": _site_packages(target, group.flat),
+            "distributions": [
+                {
+                    "name": d.name,
+                    "version": d.version,
+                    "license": d.license,
+                    "size": d.size,
+                    "wheel": d.wheel,
+                    "sha256": d.sha256,
+                    "top_level": list(d.top_level),
+                }
+                for d in sorted(dists, key=lambda d: d.name.lower())
+            ],
+        }
+    return {
+        "format": manifest.FORMAT,
+        "layer": recipe.name,
+        "layerkit": __version__,
+        "build_key": key,
+        "runtimes": sorted({t.runtime.name for t in group.targets}),
+        "architectures": sorted({t.architecture for t in group.targets}),
+        "excluded": sorted(recipe.exclude),
+        "targets": targets,
+        "files": [{"path": p, "sha256": archive.sha256_of(s), "mode": oct(m)} for p, s, m in files],
+    }

@@ -1,0 +1,261 @@
+"""The command line: parse, call one core function, render. No logic lives here."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import traceback
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from layerkit import recipe as recipes
+from layerkit.build import Artifact, Context, build_recipe, lock_recipe
+from layerkit.errors import LayerkitError
+from layerkit.inspection import inspect_layer
+from layerkit.quota import mib
+
+app = typer.Typer(
+    name="layerkit",
+    help="Build, publish and audit AWS Lambda layers for Python.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    pretty_exceptions_show_locals=False,  # locals can hold credentials
+    add_completion=False,
+)
+out = Console()
+err = Console(stderr=True)
+_state = {"debug": False}
+
+RecipesArg = Annotated[
+    list[str] | None,
+    typer.Argument(help="Recipe files or names in --recipes-dir; none means every recipe."),
+]
+RecipesDir = Annotated[Path, typer.Option(help="Where recipes are found by name.")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+Upgrade = Annotated[bool, typer.Option(help="Resolve every package to its newest version.")]
+UpgradePackage = Annotated[
+    list[str] | None,
+    typer.Option("--upgrade-package", "-P", help="Upgrade this package only (repeatable)."),
+]
+IndexUrl = Annotated[
+    str | None, typer.Option(help="Package index (default: pip's configuration, then PyPI).")
+]
+ExtraIndexUrl = Annotated[list[str] | None, typer.Option(help="Additional index (repeatable).")]
+CaBundle = Annotated[
+    str | None, typer.Option(help="CA bundle for TLS-intercepting proxies (default: PIP_CERT).")
+]
+
+
+class _Reporter:
+    """Shows one progress line per target or artifact on a terminal; silent otherwise."""
+
+    def __init__(self, progress: Progress | None) -> None:
+        self.progress = progress
+        self.tasks: dict[str, TaskID] = {}
+
+    def __call__(self, label: str, message: str) -> None:
+        if self.progress is None:
+            logging.getLogger("layerkit").info("%s: %s", label, message)
+            return
+        if label not in self.tasks:
+            self.tasks[label] = self.progress.add_task(label, total=None)
+        self.progress.update(self.tasks[label], description=f"{label}: {message}")
+
+
+@contextmanager
+def _reporting(quiet: bool) -> Iterator[_Reporter]:
+    if quiet or not err.is_terminal:
+        yield _Reporter(None)
+        return
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
+    with Progress(*columns, console=err, transient=True) as progress:
+        yield _Reporter(progress)
+
+
+def _context(
+    reporter: _Reporter,
+    index_url: str | None,
+    extra_index_url: list[str] | None,
+    ca_bundle: str | None,
+) -> Context:
+    return Context.from_environment(
+        os.environ,
+        index_url=index_url,
+        extra_index_urls=tuple(extra_index_url or ()),
+        ca_bundle=ca_bundle,
+        report=reporter,
+    )
+
+
+def _recipes(names: Sequence[str] | None, recipes_dir: Path) -> list[recipes.Recipe]:
+    if not names:
+        return [recipes.load(p) for p in recipes.discover(recipes_dir)]
+    paths = [recipes.find(n, recipes_dir) for n in names]
+    return [recipes.load(p) for p in paths]
+
+
+@app.callback()
+def _main(
+    debug: Annotated[bool, typer.Option(help="Show tracebacks and every command run.")] = False,
+) -> None:
+    _state["debug"] = debug
+    logging.getLogger("layerkit").setLevel(logging.DEBUG if debug else logging.WARNING)
+
+
+@app.command()
+def lock(
+    names: RecipesArg = None,
+    recipes_dir: RecipesDir = Path("recipes"),
+    check: Annotated[
+        bool, typer.Option(help="Only check that every lock is fresh; write nothing.")
+    ] = False,
+    upgrade: Upgrade = False,
+    upgrade_package: UpgradePackage = None,
+    index_url: IndexUrl = None,
+    extra_index_url: ExtraIndexUrl = None,
+    ca_bundle: CaBundle = None,
+) -> None:
+    """Resolve recipes for their targets into lock files beside them."""
+    loaded = _recipes(names, recipes_dir)
+    with _reporting(False) as reporter:
+        ctx = _context(reporter, index_url, extra_index_url, ca_bundle)
+        written = []
+        for recipe in loaded:
+            lock_recipe(
+                recipe,
+                ctx,
+                check=check,
+                refresh=not check,
+                upgrade=upgrade,
+                upgrade_packages=tuple(upgrade_package or ()),
+            )
+            written += [recipe.lock_path(t) for t in recipe.targets]
+    verb = "fresh" if check else "written"
+    for path in written:
+        out.print(f"{verb}: {path}")
+
+
+@app.command()
+def build(
+    names: RecipesArg = None,
+    recipes_dir: RecipesDir = Path("recipes"),
+    out_dir: Annotated[Path, typer.Option("--out-dir", "-o", help="Where ZIPs go.")] = Path("dist"),
+    locked: Annotated[
+        bool,
+        typer.Option(help="Refuse a missing or stale lock instead of writing it (for CI)."),
+    ] = False,
+    upgrade: Upgrade = False,
+    upgrade_package: UpgradePackage = None,
+    index_url: IndexUrl = None,
+    extra_index_url: ExtraIndexUrl = None,
+    ca_bundle: CaBundle = None,
+    as_json: AsJson = False,
+) -> None:
+    """Build deterministic layer ZIPs from recipes, using wheels that fit each target."""
+    loaded = _recipes(names, recipes_dir)
+    artifacts: list[Artifact] = []
+    with _reporting(as_json) as reporter:
+        ctx = _context(reporter, index_url, extra_index_url, ca_bundle)
+        for recipe in loaded:
+            artifacts += build_recipe(
+                recipe,
+                ctx,
+                out_dir,
+                locked=locked,
+                upgrade=upgrade,
+                upgrade_packages=tuple(upgrade_package or ()),
+            )
+    if as_json:
+        out.print_json(json.dumps([a.as_dict() for a in artifacts]))
+        return
+    table = Table("artifact", "targets", "files", "unzipped", "zipped", "sha256", "path", "")
+    for a in artifacts:
+        table.add_row(
+            a.name,
+            "\n".join(a.targets),
+            str(a.files),
+            mib(a.unzipped),
+            mib(a.zipped),
+            a.sha256[:12],
+            str(a.path),
+            a.status,
+        )
+    out.print(table)
+    for a in artifacts:
+        for note in a.notes:
+            err.print(f"note: {note}")
+
+
+@app.command()
+def inspect(
+    zip_path: Annotated[Path, typer.Argument(help="A layer ZIP (built by layerkit or not).")],
+    as_json: AsJson = False,
+) -> None:
+    """Show what a layer ZIP contains: distributions, sizes, Python versions, architectures."""
+    report = inspect_layer(zip_path)
+    if as_json:
+        out.print_json(json.dumps(report))
+    else:
+        _render_inspection(report)
+    if report["problems"]:
+        raise typer.Exit(3)
+
+
+def _render_inspection(report: dict[str, Any]) -> None:
+    out.print(
+        f"[bold]{report['path']}[/]  layer: {report['layer'] or '(no layerkit manifest)'}  "
+        f"files: {report['files']}  unzipped: {mib(report['unzipped'])}  "
+        f"zipped: {mib(report['zipped'])}  quota headroom: {mib(report['quota_headroom'])}"
+    )
+    out.print(
+        f"Python: {', '.join(report['python_versions']) or 'any'}  "
+        f"architectures: {', '.join(report['architectures'])}"
+    )
+    dists = Table("distribution", "version", "size", "site-packages")
+    for d in report["distributions"]:
+        dists.add_row(d["name"], d["version"], mib(d["size"]) if d["size"] else "?", d["site"])
+    out.print(dists)
+    largest = Table("largest files", "size")
+    for f in report["largest_files"]:
+        largest.add_row(f["path"], mib(f["size"]))
+    out.print(largest)
+    for problem in report["problems"]:
+        err.print(f"[red]problem:[/] {problem}")
+
+
+class _Handler(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        prefix = {logging.WARNING: "warning: ", logging.ERROR: "error: "}.get(record.levelno, "")
+        err.print(prefix + record.getMessage(), markup=False, highlight=False)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logger = logging.getLogger("layerkit")
+    if not logger.handlers:
+        logger.addHandler(_Handler())
+        logger.setLevel(logging.WARNING)
+        logger.propagate = False
+    try:
+        # Standalone mode: typer reports usage errors itself and exits with code 2.
+        app(args=list(argv) if argv is not None else None, prog_name="layerkit")
+    except LayerkitError as exc:
+        if _state["debug"]:
+            traceback.print_exc()
+        err.print(f"error: {exc}", markup=False, highlight=False)
+        return exc.exit_code
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,216 @@
+"""Putting locked distributions into a layer's python/ tree, straight from their wheels.
+
+Nothing is unpacked to disk: each wheel member becomes a ZIP entry under the target's
+site-packages (see archive.py), minus what slimming drops.
+"""
+
+from __future__ import annotations
+
+import logging
+import zipfile
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from email.parser import HeaderParser
+from pathlib import Path, PurePosixPath
+
+from packaging.utils import canonicalize_name
+
+from layerkit.archive import Entry, wheel_entry
+from layerkit.errors import IntegrityError, NoFittingWheelError
+from layerkit.index import PackageIndex, WheelCache
+from layerkit.lock import Lock, LockedDist, best_wheel
+from layerkit.recipe import Slim
+from layerkit.targets import RUNTIME_PROVIDED, Target
+
+log = logging.getLogger("layerkit")
+
+
+@dataclass(frozen=True)
+class Installed:
+    """One distribution as it lands in the layer."""
+
+    name: str
+    version: str
+    license: str
+    wheel: str
+    sha256: str
+    size: int  # bytes it adds to the layer, unzipped
+    top_level: tuple[str, ...]
+    entries: tuple[Entry, ...]
+
+
+def shipped(lock: Lock, exclude: frozenset[str]) -> list[LockedDist]:
+    """The locked distributions to ship: all but the excluded ones and those only they need.
+
+    The graph comes from the lock's `# via` annotations; a distribution without any is
+    treated as a root.
+    """
+    by_key = {d.key: d for d in lock.dists}
+    children: dict[str, set[str]] = {}
+    roots = []
+    for dist in lock.dists:
+        parents = [canonicalize_name(v.split("[")[0]) for v in dist.via if not v.startswith("-")]
+        if len(parents) < len(dist.via) or not dist.via:
+            roots.append(dist.key)
+        for parent in parents:
+            children.setdefault(parent, set()).add(dist.key)
+    keep: set[str] = set()
+    pending = [r for r in roots if r not in exclude]
+    while pending:
+        key = pending.pop()
+        if key in keep or key not in by_key:
+            continue
+        keep.add(key)
+        pending += [c for c in children.get(key, ()) if c not in exclude]
+    return [d for d in lock.dists if d.key in keep]
+
+
+def runtime_overlap_warning(names: set[str]) -> str | None:
+    """Shipping part of the runtime's boto3 stack makes the runtime's copy import ours."""
+    partial = names & RUNTIME_PROVIDED
+    if not partial or partial == RUNTIME_PROVIDED:
+        return None
+    missing = sorted(RUNTIME_PROVIDED - partial)
+    return (
+        f"the layer ships {', '.join(sorted(partial))} but not {', '.join(missing)}: "
+        "layers come before the runtime on sys.path, so the runtime's boto3/botocore will "
+        "import the layer's copies. Pin versions botocore accepts, add boto3 to the layer, "
+        "or exclude these too (`exclude-runtime-provided = true`)."
+    )
+
+
+def fetch_wheels(
+    dists: list[tuple[Target, LockedDist]],
+    index: PackageIndex,
+    cache: WheelCache,
+    progress: Callable[[int, int], None] = lambda done, total: None,
+) -> dict[tuple[str, str], Path]:
+    """The wheel for each (target id, distribution key): from the cache, else downloaded.
+
+    A lock written by layerkit names one wheel per distribution; a lock with several hashes
+    (pip-compile's) is narrowed to the wheel the target ranks highest, asked of the index
+    so that the choice never depends on what happens to be cached.
+    """
+    found: dict[tuple[str, str], Path] = {}
+    missing: list[tuple[Target, LockedDist]] = []
+    for target, dist in dists:
+        cached = cache.verified(dist.hashes[0]) if len(dist.hashes) == 1 else None
+        if cached is not None:
+            found[(target.id, dist.key)] = cached
+        else:
+            missing.append((target, dist))
+    done = 0
+
+    def download(item: tuple[Target, LockedDist]) -> tuple[tuple[str, str], Path]:
+        nonlocal done
+        target, dist = item
+        files = index.files(dist.name)
+        chosen = best_wheel(files, dist.version, set(dist.hashes), target)
+        if chosen is None or chosen.sha256 is None:
+            if not any(f.sha256 in dist.hashes for f in files):
+                raise IntegrityError(
+                    f"None of the files the index has for {dist.name}=={dist.version} match "
+                    f"the hashes in the {target.id} lock. The lock was edited or the index "
+                    "serves other files: re-lock (`layerkit lock`) only if that is expected."
+                )
+            versions = [f.filename for f in files if f.sha256 in dist.hashes]
+            raise NoFittingWheelError(dist.name, dist.version, target.describe(), versions)
+        path = cache.verified(chosen.sha256)
+        if path is None:
+            path = cache.path(chosen.sha256, chosen.filename)
+            index.download(chosen, chosen.sha256, path)
+        done += 1
+        progress(done, len(missing))
+        return (target.id, dist.key), path
+
+    if missing:
+        progress(0, len(missing))
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            found.update(pool.map(download, missing))
+    return found
+
+
+def _slimmed(path: PurePosixPath, slim: Slim) -> bool:
+    """Whether slimming drops a site-packages path. Never touches *.dist-info."""
+    text = str(path)
+    if any(text.startswith(prefix) for prefix in slim.keep):
+        return False
+    parts = path.parts
+    if parts[0].endswith(".dist-info"):
+        return False
+    if "__pycache__" in parts or path.suffix in (".pyc", ".pyo"):
+        return True
+    # tests/ inside a package is never imported by the package itself; a top-level
+    # tests/ is a packaging mistake that several distributions make and collide on.
+    if slim.tests and any(p in ("tests", "test") for p in parts[:-1]):
+        return True
+    return slim.stubs and path.suffix == ".pyi"
+
+
+def _license(metadata: str) -> str:
+    message = HeaderParser().parsestr(metadata)
+    if message.get("License-Expression"):
+        return str(message["License-Expression"])
+    declared = str(message.get("License") or "").strip()
+    if declared and "\n" not in declared and len(declared) <= 80:
+        return declared
+    classifiers = [
+        str(c).split(" :: ")[-1]
+        for c in message.get_all("Classifier") or []
+        if str(c).startswith("License ::")
+    ]
+    return "; ".join(classifiers) or ("see distribution" if declared else "unknown")
+
+
+def _top_level(paths: list[PurePosixPath]) -> tuple[str, ...]:
+    names = set()
+    for path in paths:
+        first = path.parts[0]
+        if first.endswith((".dist-info", ".data")):
+            continue
+        if len(path.parts) > 1:
+            if path.suffix in (".py", ".so"):
+                names.add(first)
+        elif path.suffix == ".py":
+            names.add(path.stem)
+        elif path.suffix == ".so":
+            names.add(first.split(".")[0])
+    return tuple(sorted(n for n in names if n.isidentifier()))
+
+
+def install(wheel: Path, dist: LockedDist, site_packages: str, slim: Slim) -> Installed:
+    """The entries a wheel contributes under `site_packages` (e.g. 'python')."""
+    entries: list[Entry] = []
+    kept: list[PurePosixPath] = []
+    size = 0
+    metadata = ""
+    with zipfile.ZipFile(wheel) as archive:
+        for info in archive.infolist():
+            if info.is_dir():
+                continue
+            path = PurePosixPath(info.filename)
+            if path.parts[0].endswith(".data"):
+                if len(path.parts) < 3 or path.parts[1] not in ("purelib", "platlib"):
+                    log.debug("%s: leaving out %s (not importable)", wheel.name, info.filename)
+                    continue
+                path = PurePosixPath(*path.parts[2:])
+            if path.is_absolute() or ".." in path.parts:
+                raise IntegrityError(f"{wheel.name} has an unsafe path: {info.filename!r}")
+            if path.parts[0].endswith(".dist-info") and path.name == "METADATA":
+                metadata = archive.read(info).decode("utf-8", "replace")
+            if _slimmed(path, slim):
+                continue
+            kept.append(path)
+            size += info.file_size
+            entries.append(wheel_entry(wheel, info, f"{site_packages}/{path}"))
+    return Installed(
+        name=dist.name,
+        version=dist.version,
+        license=_license(metadata),
+        wheel=wheel.name,
+        sha256=wheel.parent.name,
+        size=size,
+        top_level=_top_level(kept),
+        entries=tuple(entries),
+    )

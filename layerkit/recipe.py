@@ -1,0 +1,328 @@
+"""Recipes: TOML files that describe a layer, read into frozen dataclasses.
+
+Every rejection names the file, the key path and what is allowed, so that a user can
+fix the recipe without reading layerkit's source.
+"""
+
+from __future__ import annotations
+
+import datetime
+import difflib
+import logging
+import re
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+
+from layerkit.errors import RecipeError
+from layerkit.targets import ARCHITECTURES, RUNTIME_PROVIDED, RUNTIMES, Target
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
+
+log = logging.getLogger("layerkit")
+
+LAYER_NAME = re.compile(r"[A-Za-z0-9_-]{1,140}")
+# Lambda allows 256 characters; publish appends a content marker of at most this many.
+DESCRIPTION_RESERVED = 32
+DESCRIPTION_LIMIT = 256 - DESCRIPTION_RESERVED
+LICENSE_LIMIT = 512
+# Paths under /opt that belong to others: python/ holds the packages, layerkit/ the manifest.
+RESERVED_TARGETS = ("python", "layerkit")
+
+
+@dataclass(frozen=True)
+class FileSpec:
+    source: Path  # absolute, resolved against the recipe's folder
+    target: PurePosixPath  # relative to /opt
+
+
+@dataclass(frozen=True)
+class Slim:
+    tests: bool = True  # drop tests/ and test/ folders inside packages
+    stubs: bool = True  # drop *.pyi type stubs, never read at run time
+    strip: bool = False  # strip debug symbols from shared objects
+    keep: tuple[str, ...] = ()  # archive path prefixes that slimming must leave alone
+
+
+@dataclass(frozen=True)
+class Recipe:
+    path: Path
+    name: str
+    description: str
+    license: str
+    runtimes: tuple[str, ...]
+    architectures: tuple[str, ...]
+    requirements: tuple[str, ...]
+    requirements_file: Path | None
+    exclude: frozenset[str]
+    files: tuple[FileSpec, ...]
+    slim: Slim
+
+    @property
+    def stem(self) -> str:
+        return self.path.name.removesuffix(".toml")
+
+    @property
+    def targets(self) -> list[Target]:
+        return [
+            Target(RUNTIMES[runtime], arch)
+            for arch in self.architectures
+            for runtime in self.runtimes
+        ]
+
+    def lock_path(self, target: Target) -> Path:
+        return self.path.with_name(f"{self.stem}.{target.id}.lock.txt")
+
+    def requirements_text(self) -> str:
+        """The requirements as the resolver reads them."""
+        if self.requirements_file is not None:
+            return self.requirements_file.read_text(encoding="utf-8")
+        return "".join(f"{line}\n" for line in self.requirements)
+
+
+_SCHEMA: dict[str, set[str]] = {
+    "layer": {"name", "description", "license", "runtimes", "architectures"},
+    "python": {"requirements", "requirements-file", "exclude", "exclude-runtime-provided"},
+    "slim": {"tests", "stubs", "strip", "keep"},
+    "files": {"source", "target"},
+}
+
+
+def _unknown(path: str, key: str, allowed: set[str], section: str) -> RecipeError:
+    close = difflib.get_close_matches(key, allowed, n=1)
+    hint = f" Perhaps you meant `{close[0]}`?" if close else ""
+    where = f"[{section}]" if section else "the top level"
+    return RecipeError(
+        path,
+        f"{section + '.' if section else ''}{key}",
+        f"unknown key in {where}.{hint} Allowed: {', '.join(sorted(allowed))}.",
+    )
+
+
+class _Reader:
+    def __init__(self, path: Path, data: dict[str, Any]) -> None:
+        self.path, self.data, self.shown = path, data, str(path)
+
+    def fail(self, key: str, problem: str) -> RecipeError:
+        return RecipeError(self.shown, key, problem)
+
+    def table(self, name: str) -> dict[str, Any]:
+        value = self.data.get(name, {})
+        if not isinstance(value, dict):
+            raise self.fail(name, f"must be a table ([{name}]), got {type(value).__name__}.")
+        for key in value:
+            if key not in _SCHEMA[name]:
+                raise _unknown(self.shown, key, _SCHEMA[name], name)
+        return value
+
+    def get(
+        self, table: dict[str, Any], section: str, key: str, kind: type, default: Any = None
+    ) -> Any:
+        if key not in table:
+            return default
+        value = table[key]
+        ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+        if not ok:
+            raise self.fail(
+                f"{section}.{key}",
+                f"must be a {kind.__name__}, got {type(value).__name__} ({value!r}).",
+            )
+        return value
+
+    def strings(self, table: dict[str, Any], section: str, key: str) -> list[str]:
+        values = self.get(table, section, key, list, [])
+        for item in values:
+            if not isinstance(item, str):
+                raise self.fail(f"{section}.{key}", f"must be a list of strings, has {item!r}.")
+        return list(values)
+
+    def choices(
+        self, table: dict[str, Any], key: str, allowed: dict[str, Any], advice: str
+    ) -> tuple[str, ...]:
+        values = self.strings(table, "layer", key)
+        if not values:
+            raise self.fail(f"layer.{key}", f"is required: a list of {advice}.")
+        for value in values:
+            if value not in allowed:
+                close = difflib.get_close_matches(value, allowed, n=1)
+                hint = f" Perhaps you meant {close[0]!r}?" if close else ""
+                raise self.fail(
+                    f"layer.{key}",
+                    f"{value!r} is not a Lambda {advice[:-1]}.{hint} "
+                    f"Allowed: {', '.join(allowed)}.",
+                )
+        if len(set(values)) != len(values):
+            raise self.fail(f"layer.{key}", f"lists a value twice: {values}.")
+        return tuple(values)
+
+
+def load(path: Path, today: Callable[[], datetime.date] = datetime.date.today) -> Recipe:
+    """Read and validate a recipe; raise RecipeError naming the key at fault."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RecipeError(str(path), "", "no such recipe file.") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise RecipeError(str(path), "", f"is not valid TOML: {exc}.") from None
+    reader = _Reader(path, data)
+    for key in data:
+        if key not in _SCHEMA:
+            raise _unknown(str(path), key, set(_SCHEMA), "")
+
+    layer = reader.table("layer")
+    name = reader.get(layer, "layer", "name", str)
+    if name is None:
+        raise reader.fail("layer.name", "is required: the Lambda LayerName.")
+    if not LAYER_NAME.fullmatch(name):
+        raise reader.fail(
+            "layer.name",
+            f"{name!r} is not a valid LayerName: use 1 to 140 letters, digits, '-' or '_'.",
+        )
+    description = reader.get(layer, "layer", "description", str, "")
+    if len(description) > DESCRIPTION_LIMIT:
+        raise reader.fail(
+            "layer.description",
+            f"has {len(description)} characters; at most {DESCRIPTION_LIMIT} are allowed "
+            f"(Lambda's limit is 256 and layerkit keeps {DESCRIPTION_RESERVED} for its "
+            "content marker).",
+        )
+    license_ = reader.get(layer, "layer", "license", str, "")
+    if len(license_) > LICENSE_LIMIT:
+        raise reader.fail(
+            "layer.license",
+            f"has {len(license_)} characters; Lambda allows at most {LICENSE_LIMIT}.",
+        )
+    runtimes = reader.choices(layer, "runtimes", RUNTIMES, "Python runtimes")
+    architectures = reader.choices(layer, "architectures", ARCHITECTURES, "architectures")
+    for runtime in runtimes:
+        deprecated = RUNTIMES[runtime].deprecated
+        if deprecated is not None and deprecated <= today():
+            log.warning(
+                "%s: layer.runtimes: %s was deprecated on %s; Lambda no longer patches it. "
+                "Move the recipe to python3.12 or newer.",
+                path,
+                runtime,
+                deprecated.isoformat(),
+            )
+
+    python = reader.table("python")
+    requirements = reader.strings(python, "python", "requirements")
+    requirements_file = reader.get(python, "python", "requirements-file", str)
+    if requirements and requirements_file:
+        raise reader.fail("python", "give either `requirements` or `requirements-file`, not both.")
+    for line in requirements:
+        try:
+            Requirement(line)
+        except InvalidRequirement as exc:
+            raise reader.fail(
+                "python.requirements", f"{line!r} is not a valid requirement: {exc}."
+            ) from None
+    req_file: Path | None = None
+    if requirements_file is not None:
+        req_file = (path.parent / requirements_file).resolve()
+        if not req_file.is_file():
+            raise reader.fail(
+                "python.requirements-file",
+                f"{requirements_file!r} does not exist (looked for {req_file}).",
+            )
+    exclude: set[str] = {canonicalize_name(n) for n in reader.strings(python, "python", "exclude")}
+    if reader.get(python, "python", "exclude-runtime-provided", bool, False):
+        exclude |= RUNTIME_PROVIDED
+
+    slim_table = reader.table("slim")
+    slim = Slim(
+        tests=reader.get(slim_table, "slim", "tests", bool, True),
+        stubs=reader.get(slim_table, "slim", "stubs", bool, True),
+        strip=reader.get(slim_table, "slim", "strip", bool, False),
+        keep=tuple(reader.strings(slim_table, "slim", "keep")),
+    )
+
+    files = _files(reader)
+    return Recipe(
+        path=path,
+        name=name,
+        description=description,
+        license=license_,
+        runtimes=runtimes,
+        architectures=architectures,
+        requirements=tuple(requirements),
+        requirements_file=req_file,
+        exclude=frozenset(exclude),
+        files=files,
+        slim=slim,
+    )
+
+
+def _files(reader: _Reader) -> tuple[FileSpec, ...]:
+    entries = reader.data.get("files", [])
+    if not isinstance(entries, list):
+        raise reader.fail("files", "must be an array of tables ([[files]]).")
+    specs: list[FileSpec] = []
+    for index, entry in enumerate(entries):
+        key = f"files[{index}]"
+        if not isinstance(entry, dict):
+            raise reader.fail(key, "must be a table with `source` and `target`.")
+        for name in entry:
+            if name not in _SCHEMA["files"]:
+                raise _unknown(reader.shown, name, _SCHEMA["files"], key)
+        source = reader.get(entry, key, "source", str)
+        target = reader.get(entry, key, "target", str)
+        if source is None or target is None:
+            raise reader.fail(key, "needs both `source` (relative to the recipe) and `target`.")
+        source_path = (reader.path.parent / source).resolve()
+        if not source_path.exists():
+            raise reader.fail(
+                f"{key}.source", f"{source!r} does not exist (looked for {source_path})."
+            )
+        target_path = PurePosixPath(target)
+        if target_path.is_absolute() or ".." in target_path.parts or not target_path.parts:
+            raise reader.fail(
+                f"{key}.target",
+                f"{target!r} must be a relative path inside /opt, without '..' "
+                "(for example 'etc/app/config.json').",
+            )
+        if target_path.parts[0] in RESERVED_TARGETS:
+            raise reader.fail(
+                f"{key}.target",
+                f"{target!r} lands in /opt/{target_path.parts[0]}/, which layerkit owns "
+                "(python/ holds the packages, where a file would shadow them; layerkit/ the "
+                "manifest). Choose another folder, such as 'etc/' or 'share/'.",
+            )
+        specs.append(FileSpec(source_path, target_path))
+    return tuple(specs)
+
+
+def find(name_or_path: str, recipes_dir: Path) -> Path:
+    """A recipe given as a path, or as a name looked up in recipes/."""
+    as_path = Path(name_or_path)
+    if as_path.suffix == ".toml" or as_path.exists():
+        return as_path
+    candidate = recipes_dir / f"{name_or_path}.toml"
+    if candidate.exists():
+        return candidate
+    known = sorted(p.stem for p in recipes_dir.glob("*.toml"))
+    close = difflib.get_close_matches(name_or_path, known, n=1)
+    hint = f" Perhaps you meant {close[0]!r}?" if close else ""
+    raise RecipeError(
+        name_or_path,
+        "",
+        f"no such recipe: not a file, and not a name in {recipes_dir}/.{hint} "
+        f"Known: {', '.join(known) or 'none'}.",
+    )
+
+
+def discover(recipes_dir: Path) -> list[Path]:
+    found = sorted(recipes_dir.glob("*.toml"))
+    if not found:
+        raise RecipeError(
+            str(recipes_dir), "", "holds no *.toml recipes; name a recipe file to build."
+        )
+    return found
