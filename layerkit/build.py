@@ -123,8 +123,12 @@ def lock_recipe(
             }.get(state, "would change")
             raise StaleLockError(str(path), reason, f"layerkit lock {recipe.stem}")
         if wanted:
-            action = {"missing": "writing", "stale": "recipe changed: refreshing"}
-            ctx.report(target.id, f"{action.get(state, 'resolving')} {path.name}")
+            action = {
+                "missing": "does not exist: writing it",
+                "stale": "is stale (the recipe changed): refreshing it",
+            }.get(state, "resolving again")
+            log.info("%s %s", path, action)
+            ctx.report(target.id, "resolving")
             resolved = lock.resolve(
                 recipe,
                 target,
@@ -306,16 +310,15 @@ def _assemble(
     generated = [(path, source.read_bytes(), mode) for path, source, mode in files]
     layer_manifest = _manifest(recipe, group, locks, installed, files, key)
     generated.append((manifest.path_for(recipe.name), manifest.dumps(layer_manifest), 0o644))
-    ctx.report(group.artifact, "zipping")
-    entries += archive.compress_all(generated)
-
-    unzipped = sum(e.size for e in entries)
+    unzipped = sum(e.size for e in entries) + sum(len(data) for _, data, _ in generated)
     sizes: dict[str, int] = {}
     for installs in installed.values():
         for item in installs:
             sizes[item.name] = sizes.get(item.name, 0) + item.size
     largest = sorted(sizes.items(), key=lambda item: -item[1])
     quota.check(f"{group.artifact}.zip", unzipped, largest)
+    ctx.report(group.artifact, "zipping")
+    entries += archive.compress_all(generated)
     archive.write(entries, dest)
 
 

@@ -31,8 +31,9 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,  # locals can hold credentials
     add_completion=False,
 )
-out = Console()
-err = Console(stderr=True)
+# Piped output is read by people in CI logs too: give tables room instead of 80 columns.
+out = Console(width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True, soft_wrap=True)  # messages are paragraphs: let the terminal wrap
 _state = {"debug": False}
 
 RecipesArg = Annotated[
@@ -64,8 +65,7 @@ class _Reporter:
 
     def __call__(self, label: str, message: str) -> None:
         if self.progress is None:
-            logging.getLogger("layerkit").info("%s: %s", label, message)
-            return
+            return  # logs and the summary say what matters; no spinner text in CI logs
         if label not in self.tasks:
             self.tasks[label] = self.progress.add_task(label, total=None)
         self.progress.update(self.tasks[label], description=f"{label}: {message}")
@@ -108,7 +108,7 @@ def _main(
     debug: Annotated[bool, typer.Option(help="Show tracebacks and every command run.")] = False,
 ) -> None:
     _state["debug"] = debug
-    logging.getLogger("layerkit").setLevel(logging.DEBUG if debug else logging.WARNING)
+    logging.getLogger("layerkit").setLevel(logging.DEBUG if debug else logging.INFO)
 
 
 @app.command()
@@ -177,16 +177,15 @@ def build(
     if as_json:
         out.print_json(json.dumps([a.as_dict() for a in artifacts]))
         return
-    table = Table("artifact", "targets", "files", "unzipped", "zipped", "sha256", "path", "")
+    table = Table("artifact", "targets", "files", "unzipped", "zipped", "sha256", "")
     for a in artifacts:
         table.add_row(
-            a.name,
+            str(a.path),
             "\n".join(a.targets),
             str(a.files),
             mib(a.unzipped),
             mib(a.zipped),
             a.sha256[:12],
-            str(a.path),
             a.status,
         )
     out.print(table)
@@ -242,7 +241,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logger = logging.getLogger("layerkit")
     if not logger.handlers:
         logger.addHandler(_Handler())
-        logger.setLevel(logging.WARNING)
+        logger.setLevel(logging.INFO)
         logger.propagate = False
     try:
         # Standalone mode: typer reports usage errors itself and exits with code 2.

@@ -63,8 +63,9 @@ class NoFittingWheelError(BuildError):
 class ResolutionError(BuildError):
     def __init__(self, target: str, detail: str) -> None:
         self.target = target
+        quoted = "\n".join(f"  | {line.removeprefix('error: ')}" for line in detail.splitlines())
         super().__init__(
-            f"The requirements cannot be resolved for {target} using wheels only:\n{detail}\n"
+            f"The requirements cannot be resolved for {target} using wheels only:\n{quoted}\n"
             "Loosen the requirement named above, pin a version with a wheel for this target, "
             "or build it from source in a container (`--strategy container`)."
         )

@@ -17,9 +17,9 @@ from pathlib import Path, PurePosixPath
 from packaging.utils import canonicalize_name
 
 from layerkit.archive import Entry, wheel_entry
-from layerkit.errors import IntegrityError, NoFittingWheelError
+from layerkit.errors import IntegrityError
 from layerkit.index import PackageIndex, WheelCache
-from layerkit.lock import Lock, LockedDist, best_wheel
+from layerkit.lock import Lock, LockedDist, choose_wheel
 from layerkit.recipe import Slim
 from layerkit.targets import RUNTIME_PROVIDED, Target
 
@@ -105,17 +105,8 @@ def fetch_wheels(
     def download(item: tuple[Target, LockedDist]) -> tuple[tuple[str, str], Path]:
         nonlocal done
         target, dist = item
-        files = index.files(dist.name)
-        chosen = best_wheel(files, dist.version, set(dist.hashes), target)
-        if chosen is None or chosen.sha256 is None:
-            if not any(f.sha256 in dist.hashes for f in files):
-                raise IntegrityError(
-                    f"None of the files the index has for {dist.name}=={dist.version} match "
-                    f"the hashes in the {target.id} lock. The lock was edited or the index "
-                    "serves other files: re-lock (`layerkit lock`) only if that is expected."
-                )
-            versions = [f.filename for f in files if f.sha256 in dist.hashes]
-            raise NoFittingWheelError(dist.name, dist.version, target.describe(), versions)
+        chosen = choose_wheel(index.files(dist.name), dist, target)
+        assert chosen.sha256 is not None  # best_wheel only returns hashed files
         path = cache.verified(chosen.sha256)
         if path is None:
             path = cache.path(chosen.sha256, chosen.filename)

@@ -29,7 +29,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from packaging.tags import Tag
 from packaging.utils import (
     InvalidWheelFilename,
     canonicalize_name,
@@ -37,7 +36,13 @@ from packaging.utils import (
 )
 from packaging.version import Version
 
-from layerkit.errors import NoFittingWheelError, ResolutionError, StaleLockError, ToolError
+from layerkit.errors import (
+    IntegrityError,
+    NoFittingWheelError,
+    ResolutionError,
+    StaleLockError,
+    ToolError,
+)
 from layerkit.index import IndexFile, PackageIndex
 from layerkit.recipe import Recipe
 from layerkit.runner import run
@@ -203,8 +208,19 @@ def best_wheel(
     return min(ranked, key=lambda r: (r[0], r[1]))[2] if ranked else None
 
 
-def wheel_tags(filename: str) -> frozenset[Tag]:
-    return parse_wheel_filename(filename)[3]
+def choose_wheel(files: list[IndexFile], dist: LockedDist, target: Target) -> IndexFile:
+    """The wheel a locked distribution installs for a target, or the error saying why not."""
+    chosen = best_wheel(files, dist.version, set(dist.hashes), target)
+    if chosen is not None:
+        return chosen
+    matching = [f.filename for f in files if f.sha256 in dist.hashes]
+    if not matching:
+        raise IntegrityError(
+            f"None of the files the index has for {dist.name}=={dist.version} match the "
+            f"hashes in the {target.id} lock. The lock was edited or the index serves other "
+            "files: re-lock (`layerkit lock`) only if that is expected."
+        )
+    raise NoFittingWheelError(dist.name, dist.version, target.describe(), matching)
 
 
 def resolve(
@@ -218,6 +234,8 @@ def resolve(
     env: dict[str, str],
 ) -> Lock:
     """Resolve the recipe for the target and keep, per pin, the best-fitting wheel's hash."""
+    if not recipe.requirements_text().strip():
+        return Lock(target.id, input_hash(recipe, target))  # a layer of files only
     with tempfile.TemporaryDirectory(prefix="layerkit-lock-") as tmp:
         workdir = Path(tmp)
         if recipe.requirements_file is not None:
@@ -259,10 +277,8 @@ def resolve(
         listings = list(pool.map(lambda d: index.files(d.name), resolved.dists))
     dists = []
     for dist, files in zip(resolved.dists, listings, strict=True):
-        chosen = best_wheel(files, dist.version, set(dist.hashes), target)
-        if chosen is None or chosen.sha256 is None:
-            same_version = [f.filename for f in files if f"-{dist.version}" in f.filename]
-            raise NoFittingWheelError(dist.name, dist.version, target.describe(), same_version)
+        chosen = choose_wheel(files, dist, target)
+        assert chosen.sha256 is not None  # best_wheel only returns hashed files
         via = tuple(root_label if v.startswith(("-r ", "-c ")) else v for v in dist.via)
         dists.append(LockedDist(dist.name, dist.version, (chosen.sha256,), via))
     return Lock(target.id, input_hash(recipe, target), tuple(dists))

@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+RECIPES = REPO / "recipes"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def isolated_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """No test reads the machine's pip or uv configuration or reaches an AWS account."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name in list(os.environ):
+            if name.startswith(("PIP_", "UV_", "AWS_", "LAYERKIT_")):
+                patch.delenv(name)
+        patch.setenv("PIP_CONFIG_FILE", os.devnull)
+        patch.setenv("AWS_CONFIG_FILE", os.devnull)
+        patch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+        # One wheel and artifact cache per test session: tests that mean "cold" make their own.
+        shared = tmp_path_factory.getbasetemp() / "shared-cache"
+        patch.setenv("LAYERKIT_CACHE_DIR", str(shared / "layerkit"))
+        patch.setenv("UV_CACHE_DIR", str(shared / "uv"))
+        yield
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A copy of the shipped recipes in a fresh folder, as a user's repository."""
+    shutil.copytree(RECIPES, tmp_path / "recipes", ignore=shutil.ignore_patterns("*.lock.txt"))
+    return tmp_path
+
+
+def layerkit(
+    *args: str,
+    cwd: Path,
+    env: dict[str, str] | None = None,
+    check: bool = True,
+    umask: int | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run the CLI the way a user does, in a separate process."""
+    result = subprocess.run(
+        [sys.executable, "-m", "layerkit", *args],
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        check=False,
+        preexec_fn=None if umask is None else lambda: os.umask(umask) and None,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"layerkit {' '.join(args)} exited {result.returncode}\n"
+            f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+        )
+    return result
+
+
+def write_recipe(project: Path, name: str, text: str) -> Path:
+    path = project / "recipes" / f"{name}.toml"
+    path.write_text(text)
+    return path

@@ -1,0 +1,141 @@
+"""The shipped recipes, built from real PyPI, work where Lambda will run them."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+from packaging.utils import parse_wheel_filename
+
+from layerkit.inspection import inspect_layer
+from layerkit.targets import target
+from tests.conftest import RECIPES, layerkit
+from tests.layers import extract, import_all, runtime_packages
+
+pytestmark = pytest.mark.network
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    project = tmp_path_factory.mktemp("project")
+    shutil.copytree(RECIPES, project / "recipes", ignore=shutil.ignore_patterns("*.lock.txt"))
+    result = layerkit("build", "--json", cwd=project)
+    artifacts = {a["artifact"]: a for a in json.loads(result.stdout)}
+    return {"project": project, "artifacts": artifacts, "stderr": result.stderr}
+
+
+def manifest_of(zip_path: str, name: str) -> dict[str, Any]:
+    with zipfile.ZipFile(zip_path) as layer:
+        data: dict[str, Any] = json.loads(layer.read(f"layerkit/{name}.json"))
+    return data
+
+
+def test_every_recipe_builds_one_zip_per_architecture_with_a_lock_per_target(
+    built: dict[str, Any],
+) -> None:
+    assert sorted(built["artifacts"]) == [
+        "app-config",
+        "data-arm64",
+        "data-x86_64",
+        "http-client-arm64",
+        "http-client-x86_64",
+    ]
+    locks = sorted(p.name for p in (built["project"] / "recipes").glob("*.lock.txt"))
+    assert len(locks) == 9
+    assert "data.python3.13-arm64.lock.txt" in locks
+    # the build said it wrote the missing locks
+    assert "data.python3.12-x86_64.lock.txt does not exist: writing it" in built["stderr"]
+
+
+@pytest.mark.parametrize(
+    ("artifact", "layer", "version"),
+    [
+        ("data-x86_64", "data", "3.12"),
+        ("data-x86_64", "data", "3.13"),
+        ("http-client-x86_64", "http-client", "3.12"),
+        ("http-client-x86_64", "http-client", "3.13"),
+    ],
+)
+def test_every_module_imports_on_the_target_python_with_only_the_layer_and_the_runtime(
+    built: dict[str, Any], tmp_path: Path, artifact: str, layer: str, version: str
+) -> None:
+    zip_path = built["artifacts"][artifact]["path"]
+    opt = extract(built["project"] / zip_path, tmp_path / "opt")
+    runtime = runtime_packages(version, tmp_path.parent / f"runtime-{version}")
+    results = import_all(opt, runtime, layer, f"python{version}-x86_64", version)
+    assert results, "the layer ships no modules"
+    assert all(outcome == "ok" for outcome in results.values()), results
+
+
+def test_the_data_layer_leaves_out_what_the_runtime_provides(built: dict[str, Any]) -> None:
+    data = manifest_of(built["project"] / built["artifacts"]["data-x86_64"]["path"], "data")
+    shipped = {d["name"] for d in data["targets"]["python3.12-x86_64"]["distributions"]}
+    assert {"numpy", "pandas", "pydantic", "pydantic-core", "cryptography", "cffi"} <= shipped
+    assert not shipped & {"python-dateutil", "six", "boto3", "botocore", "urllib3"}
+    versions = data["targets"]["python3.12-x86_64"]["site_packages"]
+    assert versions == "python/lib/python3.12/site-packages"
+
+
+@pytest.mark.parametrize("artifact", ["data-arm64", "http-client-arm64", "app-config"])
+def test_arm64_layers_hold_only_aarch64_code_from_wheels_that_fit_glibc_2_34(
+    built: dict[str, Any], artifact: str
+) -> None:
+    zip_path = built["project"] / built["artifacts"][artifact]["path"]
+    report = inspect_layer(zip_path)
+    assert report["problems"] == []
+    assert report["shared_objects"] > 0
+    assert report["architectures"] == ["aarch64"]
+    layer = manifest_of(zip_path, artifact.removesuffix("-arm64"))
+    for target_id, content in layer["targets"].items():
+        fits = target(*target_id.rsplit("-", 1)).tag_priority
+        for dist in content["distributions"]:
+            tags = parse_wheel_filename(dist["wheel"])[3]
+            assert any(tag in fits for tag in tags), (target_id, dist["wheel"])
+
+
+def test_data_and_config_files_land_under_opt_with_their_modes(built: dict[str, Any]) -> None:
+    zip_path = built["project"] / built["artifacts"]["app-config"]["path"]
+    with zipfile.ZipFile(zip_path) as layer:
+        modes = {i.filename: (i.external_attr >> 16) & 0o777 for i in layer.infolist()}
+        assert b"log_level: INFO" in layer.read("etc/app/settings.yaml")
+    assert modes["bin/healthcheck"] == 0o755
+    assert modes["share/app/countries.csv"] == 0o644
+    assert "share/app/currencies.json" in modes
+    # a single Python version and architecture: packages go straight into python/
+    assert "python/yaml/__init__.py" in modes
+    assert "layerkit/app-config.json" in modes
+
+
+def test_the_manifest_records_every_distribution_with_version_licence_and_size(
+    built: dict[str, Any],
+) -> None:
+    zip_path = built["project"] / built["artifacts"]["http-client-x86_64"]["path"]
+    layer = manifest_of(zip_path, "http-client")
+    assert layer["layer"] == "http-client"
+    assert layer["runtimes"] == ["python3.12", "python3.13"]
+    assert layer["architectures"] == ["x86_64"]
+    for target_id, content in layer["targets"].items():
+        lock_file = built["project"] / "recipes" / f"http-client.{target_id}.lock.txt"
+        assert content["lock"].startswith("sha256:")
+        names = {d["name"].lower() for d in content["distributions"]}
+        assert {"requests", "pyyaml", "urllib3", "idna", "certifi"} <= names
+        for dist in content["distributions"]:
+            assert dist["version"] in lock_file.read_text()
+            assert dist["size"] > 0 and dist["license"]
+    # dist-info survives slimming, so importlib.metadata works (checked by the import test)
+    with zipfile.ZipFile(zip_path) as zipped:
+        assert any(n.endswith(".dist-info/METADATA") for n in zipped.namelist())
+        assert not any("__pycache__" in n or n.endswith(".pyc") for n in zipped.namelist())
+
+
+def test_a_second_build_rebuilds_nothing(built: dict[str, Any]) -> None:
+    project = built["project"]
+    before = {p: p.stat().st_mtime_ns for p in (project / "dist").glob("*.zip")}
+    again = json.loads(layerkit("build", "--json", cwd=project).stdout)
+    assert {a["status"] for a in again} == {"unchanged"}
+    assert {p: p.stat().st_mtime_ns for p in (project / "dist").glob("*.zip")} == before
+    assert {a["sha256"] for a in again} == {a["sha256"] for a in built["artifacts"].values()}

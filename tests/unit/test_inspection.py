@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from layerkit.errors import UserError
+from layerkit.inspection import inspect_layer
+from tests.conftest import layerkit
+from tests.wheels import ELF_AARCH64, ELF_X86_64
+
+
+def layer(path: Path, files: dict[str, bytes]) -> Path:
+    with zipfile.ZipFile(path, "w") as zipped:
+        for name, data in files.items():
+            zipped.writestr(name, data)
+    return path
+
+
+@pytest.mark.parametrize("bad", ["../evil.py", "/etc/cron.d/evil", "python/../../evil"])
+def test_a_zip_with_escaping_paths_is_refused_and_nothing_is_extracted(
+    tmp_path: Path, bad: str
+) -> None:
+    zip_path = layer(tmp_path / "evil.zip", {"python/ok.py": b"", bad: b"boom"})
+    with pytest.raises(UserError, match="unsafe path"):
+        inspect_layer(zip_path)
+    result = layerkit("inspect", str(zip_path), cwd=tmp_path, check=False)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["evil.zip"]
+
+
+def test_an_x86_64_shared_object_in_an_arm64_layer_is_flagged(tmp_path: Path) -> None:
+    manifest = {"layer": "mixed", "architectures": ["arm64"], "runtimes": ["python3.12"]}
+    zip_path = layer(
+        tmp_path / "mixed.zip",
+        {
+            "layerkit/mixed.json": json.dumps(manifest).encode(),
+            "python/a/_fast.cpython-312-aarch64-linux-gnu.so": ELF_AARCH64,
+            "python/b/_fast.cpython-312-x86_64-linux-gnu.so": ELF_X86_64,
+        },
+    )
+    report = inspect_layer(zip_path)
+    assert report["architectures"] == ["aarch64", "x86_64"]
+    assert report["python_versions"] == ["3.12"]
+    assert report["problems"] == [
+        "python/b/_fast.cpython-312-x86_64-linux-gnu.so is x86_64, but the layer is for aarch64"
+    ]
+    assert layerkit("inspect", str(zip_path), cwd=tmp_path, check=False).returncode == 3
+
+
+def test_a_shared_object_needing_a_newer_glibc_than_the_runtime_is_flagged(tmp_path: Path) -> None:
+    so = ELF_X86_64 + b"\x00GLIBC_2.17\x00GLIBC_2.28\x00"
+    zip_path = layer(
+        tmp_path / "new.zip",
+        {
+            "python/np/_core.cpython-311-x86_64-linux-gnu.so": so,
+            "python/np-2.3.dist-info/METADATA": b"Name: np\nVersion: 2.3\n",
+            "python/np-2.3.dist-info/WHEEL": b"Tag: cp311-cp311-manylinux_2_28_x86_64\n",
+            "python/np-2.3.dist-info/RECORD": b"np/_core.cpython-311-x86_64-linux-gnu.so,,\n",
+        },
+    )
+    report = inspect_layer(zip_path)
+    assert report["distributions"] == [
+        {"name": "np", "version": "2.3", "site": "python", "size": len(so)}
+    ]
+    assert report["problems"] == [
+        "python/np/_core.cpython-311-x86_64-linux-gnu.so needs GLIBC_2.28, "
+        "newer than the runtime's 2.26"
+    ]
