@@ -131,13 +131,22 @@ def _raw_bytes(entry: Entry, handles: dict[Path, BinaryIO]) -> bytes:
 
 
 class _HashingWriter:
+    """Writes and hashes in 1 MiB chunks: a layer has thousands of small members."""
+
     def __init__(self, target: BinaryIO) -> None:
         self.target, self.digest, self.offset = target, hashlib.sha256(), 0
+        self.pending = bytearray()
 
     def write(self, data: bytes) -> None:
-        self.target.write(data)
-        self.digest.update(data)
+        self.pending += data
         self.offset += len(data)
+        if len(self.pending) >= 1 << 20:
+            self.flush()
+
+    def flush(self) -> None:
+        self.target.write(self.pending)
+        self.digest.update(self.pending)
+        self.pending.clear()
 
 
 def write(entries: list[Entry], dest: Path) -> str:
@@ -170,6 +179,7 @@ def write(entries: list[Entry], dest: Path) -> str:
             start = out.offset
             out.write(bytes(central))
             _write_end(out, len(ordered), len(central), start)
+            out.flush()
         finally:
             for handle in handles.values():
                 handle.close()

@@ -229,50 +229,62 @@ def build_recipe(
         key = _build_key(recipe, group, locks, files)
         dest = out_dir / f"{group.artifact}.zip"
         cached = ctx.cache_root / "artifacts" / f"{key}.zip"
-        existing = manifest.read(dest) if dest.exists() else None
-        if existing is not None and existing.get("build_key") == key:
+        summary = _existing(dest, key)
+        if summary is not None:
             status = "unchanged"
         elif cached.exists():
-            _copy_atomically(cached, dest)
-            status = "cached"
+            _publish(cached, dest)
+            status, summary = "cached", _existing(dest, key)
         else:
-            _assemble(recipe, group, locks, files, key, ctx, cached)
-            _copy_atomically(cached, dest)
+            summary = _assemble(recipe, group, locks, files, key, ctx, cached)
+            _publish(cached, dest)
             status = "built"
+        assert summary is not None
+        files_count, unzipped, sha256 = summary
         ctx.report(group.artifact, status)
-        artifacts.append(_describe(recipe, group, dest, status))
+        zipped = dest.stat().st_size
+        artifacts.append(
+            Artifact(
+                recipe=recipe.stem,
+                name=group.artifact,
+                path=dest,
+                sha256=sha256,
+                targets=tuple(t.id for t in group.targets),
+                files=files_count,
+                unzipped=unzipped,
+                zipped=zipped,
+                status=status,
+                notes=quota.check(dest.name, unzipped, [], zipped).notes,
+            )
+        )
     return artifacts
 
 
-def _copy_atomically(source: Path, dest: Path) -> None:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    with (
-        tempfile.NamedTemporaryFile(dir=dest.parent, delete=False, prefix=".layerkit-") as tmp,
-        source.open("rb") as handle,
-    ):
-        shutil.copyfileobj(handle, tmp, 1 << 20)
-    os.chmod(tmp.name, 0o644)
-    os.replace(tmp.name, dest)
-
-
-def _describe(recipe: Recipe, group: _Group, path: Path, status: str) -> Artifact:
+def _existing(path: Path, key: str) -> tuple[int, int, str] | None:
+    """(files, unzipped bytes, SHA-256) of a ZIP built from exactly this key, else None."""
+    if not path.exists():
+        return None
     with zipfile.ZipFile(path) as zipped:
         infos = zipped.infolist()
-    unzipped = sum(i.file_size for i in infos)
-    size = path.stat().st_size
-    report = quota.check(path.name, unzipped, [], size)
-    return Artifact(
-        recipe=recipe.stem,
-        name=group.artifact,
-        path=path,
-        sha256=archive.sha256_of(path),
-        targets=tuple(t.id for t in group.targets),
-        files=len(infos),
-        unzipped=unzipped,
-        zipped=size,
-        status=status,
-        notes=report.notes,
-    )
+        found = manifest.read_from(zipped)
+        if found is None or found.get("build_key") != key:
+            return None
+    return len(infos), sum(i.file_size for i in infos), archive.sha256_of(path)
+
+
+def _publish(cached: Path, dest: Path) -> None:
+    """Put a cached artifact at dest atomically, as a hard link when the disk allows.
+
+    A link is safe: layerkit only ever replaces files by renaming over them, so neither
+    copy is modified in place.
+    """
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
+    try:
+        os.link(cached, tmp)
+    except OSError:
+        shutil.copyfile(cached, tmp)
+    os.replace(tmp, dest)
 
 
 def _assemble(
@@ -283,7 +295,8 @@ def _assemble(
     key: str,
     ctx: Context,
     dest: Path,
-) -> None:
+) -> tuple[int, int, str]:
+    """Write the artifact to dest; return (files, unzipped bytes, SHA-256)."""
     plan = [(t, d) for t in group.targets for d in shipped(locks[t.id][0], recipe.exclude)]
     warning = runtime_overlap_warning({d.key for _, d in plan})
     if warning:
@@ -319,7 +332,7 @@ def _assemble(
     quota.check(f"{group.artifact}.zip", unzipped, largest)
     ctx.report(group.artifact, "zipping")
     entries += archive.compress_all(generated)
-    archive.write(entries, dest)
+    return len(entries), unzipped, archive.write(entries, dest)
 
 
 def _merge(installed: dict[str, list[Installed]]) -> list[Entry]:

@@ -10,12 +10,16 @@ import traceback
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
-from rich.table import Table
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
+
+# rich's progress and table modules are imported where they are drawn: a no-op build must
+# finish in well under a second, and it draws neither a spinner nor (with --json) a table.
 
 from layerkit import recipe as recipes
 from layerkit.build import Artifact, Context, build_recipe, lock_recipe
@@ -76,6 +80,8 @@ def _reporting(quiet: bool) -> Iterator[_Reporter]:
     if quiet or not err.is_terminal:
         yield _Reporter(None)
         return
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
     columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
     with Progress(*columns, console=err, transient=True) as progress:
         yield _Reporter(progress)
@@ -175,8 +181,10 @@ def build(
                 upgrade_packages=tuple(upgrade_package or ()),
             )
     if as_json:
-        out.print_json(json.dumps([a.as_dict() for a in artifacts]))
+        _print_json([a.as_dict() for a in artifacts])
         return
+    from rich.table import Table
+
     table = Table("artifact", "targets", "files", "unzipped", "zipped", "sha256", "")
     for a in artifacts:
         table.add_row(
@@ -202,14 +210,21 @@ def inspect(
     """Show what a layer ZIP contains: distributions, sizes, Python versions, architectures."""
     report = inspect_layer(zip_path)
     if as_json:
-        out.print_json(json.dumps(report))
+        _print_json(report)
     else:
         _render_inspection(report)
     if report["problems"]:
         raise typer.Exit(3)
 
 
+def _print_json(data: Any) -> None:
+    # Plain print, not rich: rich wraps long strings at the console width.
+    sys.stdout.write(json.dumps(data, indent=2) + "\n")
+
+
 def _render_inspection(report: dict[str, Any]) -> None:
+    from rich.table import Table
+
     out.print(
         f"[bold]{report['path']}[/]  layer: {report['layer'] or '(no layerkit manifest)'}  "
         f"files: {report['files']}  unzipped: {mib(report['unzipped'])}  "

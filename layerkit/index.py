@@ -22,7 +22,8 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cached_property
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -130,10 +131,11 @@ class PackageIndex:
     """Reads a PEP 503/691 simple index (https:// or file://)."""
 
     settings: IndexSettings
-    _context: ssl.SSLContext = field(init=False, repr=False)
 
-    def __post_init__(self) -> None:
-        self._context = ssl.create_default_context(cafile=self.settings.cert)
+    @cached_property
+    def _context(self) -> ssl.SSLContext:
+        # Made on first use: loading CA certificates costs more than a whole no-op build.
+        return ssl.create_default_context(cafile=self.settings.cert)
 
     def _open(self, url: str, accept: str) -> tuple[bytes, str, str]:
         parts = urllib.parse.urlsplit(url)

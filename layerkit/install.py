@@ -12,7 +12,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from email.parser import HeaderParser
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from packaging.utils import canonicalize_name
 
@@ -94,12 +94,17 @@ def fetch_wheels(
     """
     found: dict[tuple[str, str], Path] = {}
     missing: list[tuple[Target, LockedDist]] = []
-    for target, dist in dists:
-        cached = cache.verified(dist.hashes[0]) if len(dist.hashes) == 1 else None
-        if cached is not None:
-            found[(target.id, dist.key)] = cached
-        else:
-            missing.append((target, dist))
+    # Re-hashing cached wheels runs on every core: hashlib releases the GIL.
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        cached = pool.map(
+            lambda item: cache.verified(item[1].hashes[0]) if len(item[1].hashes) == 1 else None,
+            dists,
+        )
+        for (target, dist), path in zip(dists, cached, strict=True):
+            if path is not None:
+                found[(target.id, dist.key)] = path
+            else:
+                missing.append((target, dist))
     done = 0
 
     def download(item: tuple[Target, LockedDist]) -> tuple[tuple[str, str], Path]:
@@ -122,21 +127,20 @@ def fetch_wheels(
     return found
 
 
-def _slimmed(path: PurePosixPath, slim: Slim) -> bool:
+def _slimmed(path: str, slim: Slim) -> bool:
     """Whether slimming drops a site-packages path. Never touches *.dist-info."""
-    text = str(path)
-    if any(text.startswith(prefix) for prefix in slim.keep):
+    if any(path.startswith(prefix) for prefix in slim.keep):
         return False
-    parts = path.parts
+    parts = path.split("/")
     if parts[0].endswith(".dist-info"):
         return False
-    if "__pycache__" in parts or path.suffix in (".pyc", ".pyo"):
+    if "__pycache__" in parts or path.endswith((".pyc", ".pyo")):
         return True
     # tests/ inside a package is never imported by the package itself; a top-level
     # tests/ is a packaging mistake that several distributions make and collide on.
-    if slim.tests and any(p in ("tests", "test") for p in parts[:-1]):
+    if slim.tests and ("tests" in parts[:-1] or "test" in parts[:-1]):
         return True
-    return slim.stubs and path.suffix == ".pyi"
+    return slim.stubs and path.endswith(".pyi")
 
 
 def _license(metadata: str) -> str:
@@ -154,18 +158,18 @@ def _license(metadata: str) -> str:
     return "; ".join(classifiers) or ("see distribution" if declared else "unknown")
 
 
-def _top_level(paths: list[PurePosixPath]) -> tuple[str, ...]:
+def _top_level(paths: list[str]) -> tuple[str, ...]:
     names = set()
     for path in paths:
-        first = path.parts[0]
+        first, _, rest = path.partition("/")
         if first.endswith((".dist-info", ".data")):
             continue
-        if len(path.parts) > 1:
-            if path.suffix in (".py", ".so"):
+        if rest:
+            if path.endswith((".py", ".so")):
                 names.add(first)
-        elif path.suffix == ".py":
-            names.add(path.stem)
-        elif path.suffix == ".so":
+        elif first.endswith(".py"):
+            names.add(first[:-3])
+        elif first.endswith(".so"):
             names.add(first.split(".")[0])
     return tuple(sorted(n for n in names if n.isidentifier()))
 
@@ -173,22 +177,24 @@ def _top_level(paths: list[PurePosixPath]) -> tuple[str, ...]:
 def install(wheel: Path, dist: LockedDist, site_packages: str, slim: Slim) -> Installed:
     """The entries a wheel contributes under `site_packages` (e.g. 'python')."""
     entries: list[Entry] = []
-    kept: list[PurePosixPath] = []
+    kept: list[str] = []
     size = 0
     metadata = ""
     with zipfile.ZipFile(wheel) as archive:
         for info in archive.infolist():
-            if info.is_dir():
+            path = info.filename
+            if path.endswith("/"):
                 continue
-            path = PurePosixPath(info.filename)
-            if path.parts[0].endswith(".data"):
-                if len(path.parts) < 3 or path.parts[1] not in ("purelib", "platlib"):
-                    log.debug("%s: leaving out %s (not importable)", wheel.name, info.filename)
+            parts = path.split("/")
+            if parts[0].endswith(".data"):
+                if len(parts) < 3 or parts[1] not in ("purelib", "platlib"):
+                    log.debug("%s: leaving out %s (not importable)", wheel.name, path)
                     continue
-                path = PurePosixPath(*path.parts[2:])
-            if path.is_absolute() or ".." in path.parts:
+                parts = parts[2:]
+                path = "/".join(parts)
+            if path.startswith("/") or ".." in parts or "\\" in path:
                 raise IntegrityError(f"{wheel.name} has an unsafe path: {info.filename!r}")
-            if path.parts[0].endswith(".dist-info") and path.name == "METADATA":
+            if len(parts) == 2 and parts[0].endswith(".dist-info") and parts[1] == "METADATA":
                 metadata = archive.read(info).decode("utf-8", "replace")
             if _slimmed(path, slim):
                 continue

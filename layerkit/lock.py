@@ -272,7 +272,8 @@ def resolve(
             raise ResolutionError(target.describe(), exc.stderr_tail) from None
         resolved = parse(output.read_text(encoding="utf-8"), target.id)
 
-    root_label = f"-r {recipe.path.name}"
+    source = recipe.requirements_file or recipe.path
+    root_label = f"-r {source.name}"  # a name, not a path: the lock must not vary by machine
     with ThreadPoolExecutor(max_workers=8) as pool:
         listings = list(pool.map(lambda d: index.files(d.name), resolved.dists))
     dists = []

@@ -26,14 +26,21 @@ def read(zip_path: Path) -> dict[str, Any] | None:
     """The manifest inside a layer ZIP, or None when it has none (not built by layerkit)."""
     try:
         with zipfile.ZipFile(zip_path) as archive:
-            names = [
-                n
-                for n in archive.namelist()
-                if n.startswith(f"{MANIFEST_DIR}/") and n.endswith(".json") and n.count("/") == 1
-            ]
-            if len(names) != 1:
-                return None
-            data = json.loads(archive.read(names[0]))
-    except (OSError, zipfile.BadZipFile, ValueError):
+            return read_from(archive)
+    except (OSError, zipfile.BadZipFile):
+        return None
+
+
+def read_from(archive: zipfile.ZipFile) -> dict[str, Any] | None:
+    names = [
+        n
+        for n in archive.namelist()
+        if n.startswith(f"{MANIFEST_DIR}/") and n.endswith(".json") and n.count("/") == 1
+    ]
+    if len(names) != 1:
+        return None
+    try:
+        data = json.loads(archive.read(names[0]))
+    except ValueError:
         return None
     return data if isinstance(data, dict) else None

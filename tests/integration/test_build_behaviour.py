@@ -185,3 +185,49 @@ def test_a_lock_whose_hash_was_edited_fails_the_build(project: Path) -> None:
     lock_file.write_text(text)
     [built] = build(project, "demo", "--locked", "--index-url", url, env=env)
     assert built["status"] == "built"
+
+
+def test_lock_check_passes_a_fresh_lock_and_refuses_a_stale_one(project: Path) -> None:
+    write_recipe(project, "small", SMALL)
+    layerkit("lock", "small", cwd=project)
+    assert layerkit("lock", "small", "--check", cwd=project).returncode == 0
+    write_recipe(project, "small", SMALL.replace('["idna"]', '["idna", "six"]'))
+    stale = layerkit("lock", "small", "--check", cwd=project, check=False)
+    assert stale.returncode == 2
+    assert "is stale" in stale.stderr
+
+
+def test_a_requirements_file_is_locked_and_named_as_the_source(project: Path) -> None:
+    (project / "recipes" / "small.in").write_text("# shared with our tests\nidna\n")
+    write_recipe(
+        project,
+        "small",
+        SMALL.replace('requirements = ["idna"]', 'requirements-file = "small.in"'),
+    )
+    layerkit("lock", "small", cwd=project)
+    lock_file = project / "recipes" / "small.python3.12-x86_64.lock.txt"
+    assert "# via -r small.in" in lock_file.read_text()
+    assert str(project) not in lock_file.read_text()
+    (project / "recipes" / "small.in").write_text("idna\nsix\n")
+    stale = layerkit("build", "small", "--locked", cwd=project, check=False)
+    assert stale.returncode == 2
+
+
+def test_strip_shrinks_shared_objects_and_the_layer_still_imports(
+    project: Path, tmp_path: Path
+) -> None:
+    from tests.layers import extract, import_all
+
+    recipe = (
+        '[layer]\nname = "yaml"\nruntimes = ["python3.12"]\narchitectures = ["x86_64"]\n'
+        '[python]\nrequirements = ["PyYAML==6.0.2"]\n'
+    )
+    write_recipe(project, "yaml", recipe)
+    [plain] = build(project, "yaml", "-o", "plain")
+    write_recipe(project, "yaml", recipe + "[slim]\nstrip = true\n")
+    [stripped] = build(project, "yaml", "-o", "stripped")
+    assert stripped["sha256"] != plain["sha256"]
+    assert stripped["unzipped"] < plain["unzipped"]
+    opt = extract(project / stripped["path"], tmp_path / "opt")
+    results = import_all(opt, tmp_path / "no-runtime", "yaml", "python3.12-x86_64", "3.12")
+    assert results == {"_yaml": "ok", "yaml": "ok"}
