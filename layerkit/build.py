@@ -114,7 +114,8 @@ def lock_recipe(
     locks: dict[str, tuple[Lock, str]] = {}
     for target in recipe.targets:
         path = recipe.lock_path(target)
-        state = lock.status(recipe, target)
+        existing = lock.read(recipe, target)
+        state = lock.status(recipe, target, existing[0] if existing else None)
         wanted = refresh or upgrade or bool(upgrade_packages) or state != "fresh"
         if wanted and check:
             reason = {
@@ -139,8 +140,9 @@ def lock_recipe(
                 env=ctx.env,
             )
             lock.write(recipe, target, resolved)
-        text = path.read_bytes()
-        locks[target.id] = (lock.parse(text.decode(), target.id), hashlib.sha256(text).hexdigest())
+            existing = lock.read(recipe, target)
+        assert existing is not None
+        locks[target.id] = existing
     return locks
 
 
@@ -173,8 +175,18 @@ def _site_packages(target: Target, flat: bool) -> str:
     return "python" if flat else f"python/lib/python{target.runtime.python_version}/site-packages"
 
 
-def _recipe_files(recipe: Recipe) -> list[tuple[str, Path, int]]:
-    """(archive path, source, mode) for every data and config file, sorted."""
+@dataclass(frozen=True)
+class _File:
+    """A data or config file as it lands in the layer."""
+
+    path: str  # in the ZIP, relative to /opt
+    source: Path
+    mode: int
+    sha256: str
+
+
+def _recipe_files(recipe: Recipe) -> list[_File]:
+    """Every data and config file of the recipe, sorted by where it lands."""
     found = []
     for spec in recipe.files:
         sources = (
@@ -188,15 +200,15 @@ def _recipe_files(recipe: Recipe) -> list[tuple[str, Path, int]]:
         )
         for target_path, source in sources:
             mode = 0o755 if source.stat().st_mode & 0o111 else 0o644
-            found.append((str(target_path), source, mode))
-    return sorted(found)
+            found.append(_File(str(target_path), source, mode, archive.sha256_of(source)))
+    return sorted(found, key=lambda f: f.path)
 
 
 def _build_key(
     recipe: Recipe,
     group: _Group,
     locks: dict[str, tuple[Lock, str]],
-    files: list[tuple[str, Path, int]],
+    files: list[_File],
 ) -> str:
     data = {
         "format": BUILD_FORMAT,
@@ -206,7 +218,7 @@ def _build_key(
         "targets": {t.id: locks[t.id][1] for t in group.targets},
         "exclude": sorted(recipe.exclude),
         "slim": [recipe.slim.tests, recipe.slim.stubs, recipe.slim.strip, list(recipe.slim.keep)],
-        "files": [[p, archive.sha256_of(s), m] for p, s, m in files],
+        "files": [[f.path, f.sha256, f.mode] for f in files],
     }
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
@@ -291,7 +303,7 @@ def _assemble(
     recipe: Recipe,
     group: _Group,
     locks: dict[str, tuple[Lock, str]],
-    files: list[tuple[str, Path, int]],
+    files: list[_File],
     key: str,
     ctx: Context,
     dest: Path,
@@ -320,7 +332,7 @@ def _assemble(
         entries = _strip(entries, group.targets[0])
     _check_machines(entries, group)
 
-    generated = [(path, source.read_bytes(), mode) for path, source, mode in files]
+    generated = [(f.path, f.source.read_bytes(), f.mode) for f in files]
     layer_manifest = _manifest(recipe, group, locks, installed, files, key)
     generated.append((manifest.path_for(recipe.name), manifest.dumps(layer_manifest), 0o644))
     unzipped = sum(e.size for e in entries) + sum(len(data) for _, data, _ in generated)
@@ -420,7 +432,7 @@ def _manifest(
     group: _Group,
     locks: dict[str, tuple[Lock, str]],
     installed: dict[str, list[Installed]],
-    files: list[tuple[str, Path, int]],
+    files: list[_File],
     key: str,
 ) -> dict[str, Any]:
     first = next(iter(installed.values()))
@@ -452,5 +464,5 @@ def _manifest(
         "architectures": sorted({t.architecture for t in group.targets}),
         "excluded": sorted(recipe.exclude),
         "targets": targets,
-        "files": [{"path": p, "sha256": archive.sha256_of(s), "mode": oct(m)} for p, s, m in files],
+        "files": [{"path": f.path, "sha256": f.sha256, "mode": oct(f.mode)} for f in files],
     }

@@ -166,26 +166,26 @@ def input_hash(recipe: Recipe, target: Target) -> str:
     return "sha256:" + hashlib.sha256(encoded).hexdigest()
 
 
-def read(recipe: Recipe, target: Target) -> Lock | None:
+def read(recipe: Recipe, target: Target) -> tuple[Lock, str] | None:
+    """The target's lock and the SHA-256 of its file, or None when there is none."""
     path = recipe.lock_path(target)
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except FileNotFoundError:
         return None
     try:
-        return parse(text, target.id)
+        return parse(data.decode("utf-8"), target.id), hashlib.sha256(data).hexdigest()
     except ValueError as exc:
         raise StaleLockError(
             str(path), f"cannot be read ({exc})", f"layerkit lock {recipe.stem}"
         ) from None
 
 
-def status(recipe: Recipe, target: Target) -> str:
+def status(recipe: Recipe, target: Target, existing: Lock | None) -> str:
     """'fresh', 'stale' (the recipe changed since it was written) or 'missing'."""
-    lock = read(recipe, target)
-    if lock is None:
+    if existing is None:
         return "missing"
-    return "fresh" if lock.input_hash == input_hash(recipe, target) else "stale"
+    return "fresh" if existing.input_hash == input_hash(recipe, target) else "stale"
 
 
 def best_wheel(
