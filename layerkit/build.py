@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import platform
+import re
 import shutil
 import tempfile
 import zipfile
@@ -17,9 +18,30 @@ from typing import Any, BinaryIO
 
 from layerkit import __version__, archive, lock, manifest, quota
 from layerkit.archive import Entry
-from layerkit.errors import BuildError, StaleLockError
+from layerkit.container import (
+    DOCKER_ARCHITECTURES,
+    ArchitectureError,
+    BuildContainer,
+    ContainerEngine,
+    ContainerError,
+    DockerEngine,
+    Run,
+)
+from layerkit.errors import (
+    BuildError,
+    NoFittingWheelError,
+    ResolutionError,
+    StaleLockError,
+)
 from layerkit.index import PackageIndex, WheelCache, cache_dir, settings_from
-from layerkit.install import Installed, fetch_wheels, install, runtime_overlap_warning, shipped
+from layerkit.install import (
+    Installed,
+    fetch_wheels,
+    install,
+    install_in_container,
+    runtime_overlap_warning,
+    shipped,
+)
 from layerkit.lock import Lock
 from layerkit.recipe import Recipe
 from layerkit.runner import run
@@ -42,10 +64,61 @@ class Context:
     env: dict[str, str]
     uv_binary: str
     report: Reporter = field(default=lambda label, message: None)
+    strategy: str = "auto"  # wheels, container or auto
+    image: str | None = None  # overrides the recipe's [build] image
+    network: str | None = None  # overrides the recipe's [build] network
+    connect: Callable[[Mapping[str, str]], ContainerEngine] = DockerEngine.connect
+    _engine: ContainerEngine | None = field(default=None, init=False, repr=False)
+    _runs_on: dict[str, bool] = field(default_factory=dict, init=False, repr=False)
 
     @property
     def wheels(self) -> WheelCache:
         return WheelCache(self.cache_root)
+
+    def engine(self) -> ContainerEngine:
+        if self._engine is None:
+            self._engine = self.connect(self.env)
+        return self._engine
+
+    def build_container(self, recipe: Recipe, target: Target) -> BuildContainer:
+        """The target's build container; ContainerError when there can be none."""
+        engine = self.engine()
+        template = self.image or recipe.build.image
+        runtime = target.runtime
+        image = template.format(
+            runtime=runtime.name, python=runtime.python_version, arch=target.architecture
+        )
+        wanted = DOCKER_ARCHITECTURES[target.architecture]
+        found = engine.image_architecture(image)
+        if found != wanted:
+            raise ArchitectureError(
+                f"{image} is built for {found}, but {target.id} needs {wanted}: name an "
+                f"image for {wanted} with --image"
+            )
+        platform_name = f"linux/{wanted}"
+        if platform_name not in self._runs_on:
+            # Another architecture runs only under emulation (binfmt/QEMU): try it once.
+            try:
+                engine.run(Run(image, "true", platform=platform_name, what="a test run"))
+                self._runs_on[platform_name] = True
+            except ContainerError:
+                self._runs_on[platform_name] = False
+        if not self._runs_on[platform_name]:
+            raise ArchitectureError(
+                f"this Docker engine cannot run {platform_name} containers (no binfmt/QEMU "
+                "emulation)"
+            )
+        cert = self.index.settings.cert
+        return BuildContainer(
+            engine=engine,
+            image=image,
+            python=target.runtime.python_version,
+            platform=platform_name,
+            network=self.network or recipe.build.network,
+            pip_cache=self.cache_root / "pip" / re.sub(r"[^A-Za-z0-9_.-]", "_", image),
+            ca_bundle=Path(cert) if cert else None,
+            index_env=self.index.settings.pip_env(),
+        )
 
     @classmethod
     def from_environment(
@@ -56,6 +129,9 @@ class Context:
         extra_index_urls: tuple[str, ...] = (),
         ca_bundle: str | None = None,
         report: Reporter | None = None,
+        strategy: str = "auto",
+        image: str | None = None,
+        network: str | None = None,
     ) -> Context:
         from uv import find_uv_bin
 
@@ -66,6 +142,9 @@ class Context:
             env=dict(env),
             uv_binary=find_uv_bin(),
             report=report or (lambda label, message: None),
+            strategy=strategy,
+            image=image,
+            network=network,
         )
 
 
@@ -130,20 +209,88 @@ def lock_recipe(
             }.get(state, "resolving again")
             log.info("%s %s", path, action)
             ctx.report(target.id, "resolving")
-            resolved = lock.resolve(
-                recipe,
-                target,
-                ctx.index,
-                upgrade=upgrade,
-                upgrade_packages=upgrade_packages,
-                uv_binary=ctx.uv_binary,
-                env=ctx.env,
-            )
+            resolved = _resolve(recipe, target, ctx, upgrade, upgrade_packages)
             lock.write(recipe, target, resolved)
             existing = lock.read(recipe, target)
         assert existing is not None
         locks[target.id] = existing
     return locks
+
+
+def _resolve(
+    recipe: Recipe,
+    target: Target,
+    ctx: Context,
+    upgrade: bool,
+    upgrade_packages: tuple[str, ...],
+) -> Lock:
+    """uv with wheels only, unless the recipe or the strategy needs the build image."""
+
+    def with_uv() -> Lock:
+        return lock.resolve(
+            recipe,
+            target,
+            ctx.index,
+            upgrade=upgrade,
+            upgrade_packages=upgrade_packages,
+            uv_binary=ctx.uv_binary,
+            env=ctx.env,
+        )
+
+    if ctx.strategy == "wheels" or (ctx.strategy == "auto" and not recipe.no_binary):
+        try:
+            return with_uv()
+        except (ResolutionError, NoFittingWheelError) as exc:
+            if ctx.strategy == "wheels" or _container_or_none(recipe, target, ctx) is None:
+                raise
+            log.info("%s: not everything has a wheel, resolving in the build image:\n%s",
+                     target.id, exc)  # fmt: skip
+    try:
+        container = ctx.build_container(recipe, target)
+    except ArchitectureError as exc:
+        if recipe.no_binary:
+            raise
+        log.warning("%s: %s; resolving %s for wheels instead", recipe.stem, exc, target.id)
+        return with_uv()
+    return lock.resolve_in_container(
+        recipe, target, container, upgrade=upgrade, upgrade_packages=upgrade_packages
+    )
+
+
+def _container_or_none(recipe: Recipe, target: Target, ctx: Context) -> BuildContainer | None:
+    try:
+        return ctx.build_container(recipe, target)
+    except ContainerError as exc:
+        log.debug("no build container for %s: %s", target.id, exc)
+        return None
+
+
+def _strategy(
+    recipe: Recipe, target: Target, locked: Lock, ctx: Context
+) -> tuple[BuildContainer | None, str]:
+    """Where the target is installed, and why: None means from wheels on the host."""
+    if ctx.strategy == "wheels":
+        return None, "wheels, as asked (--strategy wheels)"
+    if recipe.no_binary:
+        why = f"compiling {', '.join(recipe.no_binary)} from source (no-binary)"
+    elif locked.strategy == "container":
+        why = "the lock was resolved in the build image"
+    elif ctx.strategy == "container":
+        why = "as asked (--strategy container)"
+    else:
+        return None, "wheels: every locked distribution has a wheel for the target"
+    try:
+        container = ctx.build_container(recipe, target)
+    except ArchitectureError as exc:
+        if recipe.no_binary:
+            raise
+        log.warning("%s: %s; building %s from wheels", recipe.stem, exc, target.id)
+        return None, f"wheels: {exc}"
+    except ContainerError:
+        if ctx.strategy == "container" or recipe.no_binary:
+            raise
+        return None, "wheels: no Docker engine for the lock made in the build image"
+    return container, f"{container.image}: {why}"
 
 
 @dataclass(frozen=True)
@@ -209,8 +356,10 @@ def _build_key(
     group: _Group,
     locks: dict[str, tuple[Lock, str]],
     files: list[_File],
+    strategies: dict[str, tuple[BuildContainer | None, str]],
 ) -> str:
     data = {
+        "strategies": {t: c.image if c else "wheels" for t, (c, _) in strategies.items()},
         "format": BUILD_FORMAT,
         "layerkit": __version__,
         "layer": recipe.name,
@@ -238,7 +387,10 @@ def build_recipe(
     files = _recipe_files(recipe)
     artifacts = []
     for group in _groups(recipe, locks):
-        key = _build_key(recipe, group, locks, files)
+        # With a flat layout every target ships the same wheels: one install serves all.
+        installs = group.targets[:1] if group.flat else group.targets
+        strategies = {t.id: _strategy(recipe, t, locks[t.id][0], ctx) for t in installs}
+        key = _build_key(recipe, group, locks, files, strategies)
         dest = out_dir / f"{group.artifact}.zip"
         cached = ctx.cache_root / "artifacts" / f"{key}.zip"
         summary = _existing(dest, key)
@@ -248,7 +400,9 @@ def build_recipe(
             _publish(cached, dest)
             status, summary = "cached", _existing(dest, key)
         else:
-            summary = _assemble(recipe, group, locks, files, key, ctx, cached)
+            for target_id, (_, why) in strategies.items():
+                log.info("%s (%s): building with %s", group.artifact, target_id, why)
+            summary = _assemble(recipe, group, locks, files, key, ctx, cached, strategies)
             _publish(cached, dest)
             status = "built"
         assert summary is not None
@@ -307,9 +461,11 @@ def _assemble(
     key: str,
     ctx: Context,
     dest: Path,
+    strategies: dict[str, tuple[BuildContainer | None, str]],
 ) -> tuple[int, int, str]:
     """Write the artifact to dest; return (files, unzipped bytes, SHA-256)."""
     plan = [(t, d) for t in group.targets for d in shipped(locks[t.id][0], recipe.exclude)]
+    on_host = [(t, d) for t, d in plan if t.id in strategies and strategies[t.id][0] is None]
     warning = runtime_overlap_warning({d.key for _, d in plan})
     if warning:
         log.warning("%s: %s", group.artifact, warning)
@@ -317,23 +473,32 @@ def _assemble(
     def progress(done: int, total: int) -> None:
         ctx.report(group.artifact, f"downloading {done}/{total} wheels")
 
-    wheels = fetch_wheels(plan, ctx.index, ctx.wheels, progress)
-    ctx.report(group.artifact, "installing")
+    wheels = fetch_wheels(on_host, ctx.index, ctx.wheels, progress)
     installed: dict[str, list[Installed]] = {}
-    # With a flat layout every target ships the same wheels: install them once.
-    for target in group.targets[:1] if group.flat else group.targets:
+    for target in group.targets:
+        if target.id not in strategies:
+            continue  # flat: the first target's install serves the others
         site = _site_packages(target, group.flat)
         dists = [d for t, d in plan if t == target]
-        installed[target.id] = [
-            install(wheels[(target.id, d.key)], d, site, recipe.slim) for d in dists
-        ]
+        container = strategies[target.id][0]
+        if container is None:
+            ctx.report(group.artifact, f"installing {target.id}")
+            installed[target.id] = [
+                install(wheels[(target.id, d.key)], d, site, recipe.slim) for d in dists
+            ]
+        else:
+            ctx.report(group.artifact, f"installing {target.id} in {container.image}")
+            installed[target.id] = install_in_container(
+                locks[target.id][0], dists, container, recipe.no_binary, site, recipe.slim
+            )
     entries = _merge(installed)
     if recipe.slim.strip:
         entries = _strip(entries, group.targets[0])
     _check_machines(entries, group)
 
     generated = [(f.path, f.source.read_bytes(), f.mode) for f in files]
-    layer_manifest = _manifest(recipe, group, locks, installed, files, key)
+    built_with = {t: c.image if c else "wheels" for t, (c, _) in strategies.items()}
+    layer_manifest = _manifest(recipe, group, locks, installed, files, key, built_with)
     generated.append((manifest.path_for(recipe.name), manifest.dumps(layer_manifest), 0o644))
     unzipped = sum(e.size for e in entries) + sum(len(data) for _, data, _ in generated)
     sizes: dict[str, int] = {}
@@ -434,13 +599,16 @@ def _manifest(
     installed: dict[str, list[Installed]],
     files: list[_File],
     key: str,
+    built_with: dict[str, str],
 ) -> dict[str, Any]:
     first = next(iter(installed.values()))
+    first_built_with = next(iter(built_with.values()))
     targets = {}
     for target in group.targets:
         dists = installed.get(target.id, first)
         targets[target.id] = {
             "lock": "sha256:" + locks[target.id][1],
+            "built_with": built_with.get(target.id, first_built_with),
             "site_packages": _site_packages(target, group.flat),
             "distributions": [
                 {

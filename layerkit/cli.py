@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import sys
 import traceback
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -55,6 +57,31 @@ IndexUrl = Annotated[
     str | None, typer.Option(help="Package index (default: pip's configuration, then PyPI).")
 ]
 ExtraIndexUrl = Annotated[list[str] | None, typer.Option(help="Additional index (repeatable).")]
+
+
+class Strategy(str, Enum):
+    auto = "auto"
+    wheels = "wheels"
+    container = "container"
+
+
+StrategyOption = Annotated[
+    Strategy,
+    typer.Option(
+        help="wheels: fitting wheels only, no Docker. container: resolve and compile in the "
+        "build image. auto: container when Docker is there and something needs compiling."
+    ),
+]
+Image = Annotated[
+    str | None,
+    typer.Option(
+        help="Build image, overriding the recipe's; {runtime}, {python} and {arch} are "
+        "filled in (default public.ecr.aws/sam/build-{runtime}:latest-{arch})."
+    ),
+]
+Network = Annotated[
+    str | None, typer.Option(help="Docker network mode for build containers, e.g. host.")
+]
 CaBundle = Annotated[
     str | None, typer.Option(help="CA bundle for TLS-intercepting proxies (default: PIP_CERT).")
 ]
@@ -92,6 +119,9 @@ def _context(
     index_url: str | None,
     extra_index_url: list[str] | None,
     ca_bundle: str | None,
+    strategy: Strategy = Strategy.auto,
+    image: str | None = None,
+    network: str | None = None,
 ) -> Context:
     return Context.from_environment(
         os.environ,
@@ -99,6 +129,9 @@ def _context(
         extra_index_urls=tuple(extra_index_url or ()),
         ca_bundle=ca_bundle,
         report=reporter,
+        strategy=strategy.value,
+        image=image,
+        network=network,
     )
 
 
@@ -129,11 +162,14 @@ def lock(
     index_url: IndexUrl = None,
     extra_index_url: ExtraIndexUrl = None,
     ca_bundle: CaBundle = None,
+    strategy: StrategyOption = Strategy.auto,
+    image: Image = None,
+    network: Network = None,
 ) -> None:
     """Resolve recipes for their targets into lock files beside them."""
     loaded = _recipes(names, recipes_dir)
     with _reporting(False) as reporter:
-        ctx = _context(reporter, index_url, extra_index_url, ca_bundle)
+        ctx = _context(reporter, index_url, extra_index_url, ca_bundle, strategy, image, network)
         written = []
         for recipe in loaded:
             lock_recipe(
@@ -164,13 +200,16 @@ def build(
     index_url: IndexUrl = None,
     extra_index_url: ExtraIndexUrl = None,
     ca_bundle: CaBundle = None,
+    strategy: StrategyOption = Strategy.auto,
+    image: Image = None,
+    network: Network = None,
     as_json: AsJson = False,
 ) -> None:
-    """Build deterministic layer ZIPs from recipes, using wheels that fit each target."""
+    """Build deterministic layer ZIPs from recipes, from fitting wheels or in a container."""
     loaded = _recipes(names, recipes_dir)
     artifacts: list[Artifact] = []
     with _reporting(as_json) as reporter:
-        ctx = _context(reporter, index_url, extra_index_url, ca_bundle)
+        ctx = _context(reporter, index_url, extra_index_url, ca_bundle, strategy, image, network)
         for recipe in loaded:
             artifacts += build_recipe(
                 recipe,
@@ -253,6 +292,8 @@ class _Handler(logging.Handler):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # A CI runner stops jobs with SIGTERM: unwind as for Ctrl-C, so containers are removed.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     logger = logging.getLogger("layerkit")
     if not logger.handlers:
         logger.addHandler(_Handler())
@@ -268,6 +309,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except KeyboardInterrupt:
+        err.print("interrupted: nothing was written")
+        return 130
     return 0
 
 

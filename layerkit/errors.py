@@ -61,13 +61,18 @@ class NoFittingWheelError(BuildError):
 
 
 class ResolutionError(BuildError):
-    def __init__(self, target: str, detail: str) -> None:
+    WHEELS_ONLY = (
+        "using wheels only",
+        "Loosen the requirement named above, pin a version with a wheel for this target, "
+        "or build it from source in a container (`--strategy container`).",
+    )
+
+    def __init__(self, target: str, detail: str, how: tuple[str, str] = WHEELS_ONLY) -> None:
         self.target = target
         quoted = "\n".join(f"  | {line.removeprefix('error: ')}" for line in detail.splitlines())
+        where, advice = how
         super().__init__(
-            f"The requirements cannot be resolved for {target} using wheels only:\n{quoted}\n"
-            "Loosen the requirement named above, pin a version with a wheel for this target, "
-            "or build it from source in a container (`--strategy container`)."
+            f"The requirements cannot be resolved for {target} {where}:\n{quoted}\n{advice}"
         )
 
 

@@ -46,10 +46,21 @@ class IndexSettings:
     index_url: str = PYPI
     extra_index_urls: tuple[str, ...] = ()
     cert: str | None = None  # CA bundle for TLS-intercepting proxies
+    trusted_hosts: tuple[str, ...] = ()
 
     @property
     def urls(self) -> tuple[str, ...]:
         return (self.index_url, *self.extra_index_urls)
+
+    def pip_env(self) -> dict[str, str]:
+        """The same settings for a pip elsewhere (a build container). Holds credentials:
+        never log it."""
+        env = {"PIP_INDEX_URL": self.index_url}
+        if self.extra_index_urls:
+            env["PIP_EXTRA_INDEX_URL"] = " ".join(self.extra_index_urls)
+        if self.trusted_hosts:
+            env["PIP_TRUSTED_HOST"] = " ".join(self.trusted_hosts)
+        return env
 
 
 def _pip_config_files(env: Mapping[str, str]) -> list[Path]:
@@ -69,6 +80,9 @@ def _pip_config_files(env: Mapping[str, str]) -> list[Path]:
     return files
 
 
+_HONOURED = ("index-url", "extra-index-url", "cert", "trusted-host")
+
+
 def settings_from(
     env: Mapping[str, str],
     index_url: str | None = None,
@@ -83,10 +97,10 @@ def settings_from(
             parser.read(path, encoding="utf-8")
             for section in ("global", "install", "download"):
                 if parser.has_section(section):
-                    for key in ("index-url", "extra-index-url", "cert"):
+                    for key in _HONOURED:
                         if parser.has_option(section, key):
                             found[key] = parser.get(section, key)
-    for key in ("index-url", "extra-index-url", "cert"):
+    for key in _HONOURED:
         variable = "PIP_" + key.upper().replace("-", "_")
         if env.get(variable):
             found[key] = env[variable]
@@ -95,6 +109,7 @@ def settings_from(
         index_url=index_url or found.get("index-url", PYPI),
         extra_index_urls=tuple(dict.fromkeys(extras)),
         cert=cert or found.get("cert"),
+        trusted_hosts=tuple(found.get("trusted-host", "").split()),
     )
 
 

@@ -6,7 +6,9 @@ site-packages (see archive.py), minus what slimming drops.
 
 from __future__ import annotations
 
+import csv
 import logging
+import tempfile
 import zipfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -16,7 +18,8 @@ from pathlib import Path
 
 from packaging.utils import canonicalize_name
 
-from layerkit.archive import Entry, wheel_entry
+from layerkit.archive import Entry, compress_all, wheel_entry
+from layerkit.container import BuildContainer
 from layerkit.errors import IntegrityError
 from layerkit.index import PackageIndex, WheelCache
 from layerkit.lock import Lock, LockedDist, choose_wheel
@@ -211,3 +214,82 @@ def install(wheel: Path, dist: LockedDist, site_packages: str, slim: Slim) -> In
         top_level=_top_level(kept),
         entries=tuple(entries),
     )
+
+
+def install_in_container(
+    lock: Lock,
+    dists: list[LockedDist],
+    container: BuildContainer,
+    no_binary: tuple[str, ...],
+    site_packages: str,
+    slim: Slim,
+) -> list[Installed]:
+    """pip installs the locked files in the build image, compiling sdists with its compiler.
+
+    `--require-hashes` refuses any file the lock does not name; `--no-deps` installs
+    exactly the shipped distributions (the excluded ones stay out).
+    """
+    with tempfile.TemporaryDirectory(prefix="layerkit-install-") as tmp:
+        work = Path(tmp)
+        requirements = "".join(
+            f"{d.name}=={d.version} " + " ".join(f"--hash=sha256:{h}" for h in d.hashes) + "\n"
+            for d in dists
+        )
+        (work / "requirements.txt").write_text(requirements, encoding="utf-8")
+        options = f" --no-binary {','.join(no_binary)}" if no_binary else ""
+        container.run(
+            work,
+            "python3 -m pip install --quiet --require-hashes --no-deps --no-compile "
+            f"--target site -r requirements.txt{options}\n",
+            f"pip install of the {lock.target} lock",
+        )
+        return from_tree(work / "site", dists, site_packages, slim)
+
+
+def from_tree(
+    site: Path, dists: list[LockedDist], site_packages: str, slim: Slim
+) -> list[Installed]:
+    """The distributions pip installed into `site`, read back through their RECORD files."""
+    wanted = {d.key: d for d in dists}
+    installed = []
+    for record in sorted(site.glob("*.dist-info/RECORD")):
+        metadata = (record.parent / "METADATA").read_text(encoding="utf-8", errors="replace")
+        name = str(HeaderParser().parsestr(metadata)["Name"])
+        dist = wanted.get(canonicalize_name(name))
+        if dist is None:
+            continue
+        paths = []
+        for row in csv.reader(record.read_text(encoding="utf-8").splitlines()):
+            path = row[0] if row else ""
+            parts = path.split("/")
+            # pip --target records console scripts as ../../bin/x: they are not importable.
+            if not path or ".." in parts or path.startswith("/") or parts[0] == "bin":
+                continue
+            if not _slimmed(path, slim) and (site / path).is_file():
+                paths.append(path)
+        items = []
+        for path in sorted(paths):
+            file = site / path
+            mode = 0o755 if file.stat().st_mode & 0o111 else 0o644
+            items.append((f"{site_packages}/{path}", file.read_bytes(), mode))
+        entries = compress_all(items)
+        # The wheel pip installed, or built from the sdist: its name from the WHEEL tags.
+        wheel_info = (record.parent / "WHEEL").read_text(encoding="utf-8", errors="replace")
+        tags = [line[4:].strip() for line in wheel_info.splitlines() if line.startswith("Tag:")]
+        stem = dist.name.replace("-", "_")
+        installed.append(
+            Installed(
+                name=dist.name,
+                version=dist.version,
+                license=_license(metadata),
+                wheel=f"{stem}-{dist.version}-{tags[0] if tags else 'unknown'}.whl",
+                sha256="",
+                size=sum(e.size for e in entries),
+                top_level=_top_level(paths),
+                entries=tuple(entries),
+            )
+        )
+    missing = set(wanted) - {canonicalize_name(i.name) for i in installed}
+    if missing:
+        raise IntegrityError(f"pip did not install {', '.join(sorted(missing))} into {site}.")
+    return installed

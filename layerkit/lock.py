@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import re
+import shlex
 import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
@@ -36,6 +37,7 @@ from packaging.utils import (
 )
 from packaging.version import Version
 
+from layerkit.container import PIP_TOOLS, BuildContainer, CommandFailedError
 from layerkit.errors import (
     IntegrityError,
     NoFittingWheelError,
@@ -52,6 +54,7 @@ log = logging.getLogger("layerkit")
 
 LOCK_FORMAT = 1
 _INPUT = re.compile(r"^# layerkit-input: (sha256:[0-9a-f]{64})$", re.MULTILINE)
+_STRATEGY = re.compile(r"^# layerkit-strategy: (wheels|container)$", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,9 @@ class Lock:
     target: str
     input_hash: str | None
     dists: tuple[LockedDist, ...] = field(default=())
+    # How it was resolved: "wheels" (uv, wheels only) or "container" (pip-compile in the
+    # build image, where sdists may be compiled). A container lock is built in a container.
+    strategy: str = "wheels"
 
     def render(self, target: Target, recipe_name: str) -> str:
         glibc = ".".join(map(str, target.runtime.glibc))
@@ -84,6 +90,7 @@ class Lock:
             "#",
             f"# layerkit-target: {self.target}",
             f"# layerkit-input: {self.input_hash}",
+            f"# layerkit-strategy: {self.strategy}",
             "#",
         ]
         for dist in sorted(self.dists, key=lambda d: d.key):
@@ -151,7 +158,13 @@ def parse(text: str, target: str = "") -> Lock:
         current = {"name": name.split("[")[0], "version": version, "hashes": hashes}
     flush()
     found = _INPUT.search(text)
-    return Lock(target, found.group(1) if found else None, tuple(dists))
+    strategy = _STRATEGY.search(text)
+    return Lock(
+        target,
+        found.group(1) if found else None,
+        tuple(dists),
+        strategy.group(1) if strategy else "wheels",
+    )
 
 
 def input_hash(recipe: Recipe, target: Target) -> str:
@@ -161,6 +174,7 @@ def input_hash(recipe: Recipe, target: Target) -> str:
         "target": target.id,
         "glibc": target.runtime.glibc,
         "requirements": recipe.requirements_text(),
+        "no-binary": list(recipe.no_binary),
     }
     encoded = json.dumps(data, sort_keys=True).encode()
     return "sha256:" + hashlib.sha256(encoded).hexdigest()
@@ -283,6 +297,54 @@ def resolve(
         via = tuple(root_label if v.startswith(("-r ", "-c ")) else v for v in dist.via)
         dists.append(LockedDist(dist.name, dist.version, (chosen.sha256,), via))
     return Lock(target.id, input_hash(recipe, target), tuple(dists))
+
+
+def resolve_in_container(
+    recipe: Recipe,
+    target: Target,
+    container: BuildContainer,
+    *,
+    upgrade: bool = False,
+    upgrade_packages: tuple[str, ...] = (),
+) -> Lock:
+    """Resolve with pip-compile inside the target's build image: markers, wheel choice and
+    sdist metadata are exactly the runtime's. The lock keeps every file's hash, so that
+    pip in the container can pick a wheel or compile the sdist."""
+    with tempfile.TemporaryDirectory(prefix="layerkit-lock-") as tmp:
+        work = Path(tmp)
+        source = recipe.requirements_file or recipe.path.with_suffix(".in")
+        (work / source.name).write_text(recipe.requirements_text(), encoding="utf-8")
+        previous = recipe.lock_path(target)
+        if previous.exists() and not upgrade:
+            (work / "lock.txt").write_text(previous.read_text(encoding="utf-8"))
+        options = ["--upgrade"] if upgrade else []
+        for package in upgrade_packages:
+            options += ["--upgrade-package", package]
+        if recipe.no_binary:
+            options += ["--pip-args", f"--no-binary {','.join(recipe.no_binary)}"]
+        script = (
+            f"python3 -m pip install --quiet {shlex.quote(PIP_TOOLS)}\n"
+            "python3 -m piptools compile --quiet --generate-hashes --allow-unsafe "
+            "--no-header --no-emit-index-url --no-emit-trusted-host "
+            f"--output-file lock.txt {shlex.join(options)} {shlex.quote(source.name)}\n"
+        )
+        try:
+            container.run(work, script, "pip-compile")
+        except CommandFailedError as exc:
+            how = (f"in {container.image}", "Loosen or pin the requirement named above.")
+            raise ResolutionError(target.describe(), exc.tail, how) from None
+        resolved = parse((work / "lock.txt").read_text(encoding="utf-8"), target.id)
+    root_label = f"-r {source.name}"
+    dists = tuple(
+        LockedDist(
+            d.name,
+            d.version,
+            d.hashes,
+            tuple(root_label if v.startswith(("-r ", "-c ")) else v for v in d.via),
+        )
+        for d in resolved.dists
+    )
+    return Lock(target.id, input_hash(recipe, target), dists, strategy="container")
 
 
 def _uv_env(env: dict[str, str], index: PackageIndex) -> dict[str, str]:

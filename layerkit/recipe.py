@@ -53,6 +53,13 @@ class Slim:
 
 
 @dataclass(frozen=True)
+class BuildSettings:
+    # The build image per target; {runtime}, {python} and {arch} are filled in.
+    image: str = "public.ecr.aws/sam/build-{runtime}:latest-{arch}"
+    network: str | None = None  # a Docker network mode for build containers, e.g. "host"
+
+
+@dataclass(frozen=True)
 class Recipe:
     path: Path
     name: str
@@ -63,8 +70,10 @@ class Recipe:
     requirements: tuple[str, ...]
     requirements_file: Path | None
     exclude: frozenset[str]
+    no_binary: tuple[str, ...]  # compiled from source in the container, wheels or not
     files: tuple[FileSpec, ...]
     slim: Slim
+    build: BuildSettings
 
     @property
     def stem(self) -> str:
@@ -90,7 +99,14 @@ class Recipe:
 
 _SCHEMA: dict[str, set[str]] = {
     "layer": {"name", "description", "license", "runtimes", "architectures"},
-    "python": {"requirements", "requirements-file", "exclude", "exclude-runtime-provided"},
+    "python": {
+        "requirements",
+        "requirements-file",
+        "exclude",
+        "exclude-runtime-provided",
+        "no-binary",
+    },
+    "build": {"image", "network"},
     "slim": {"tests", "stubs", "strip", "keep"},
     "files": {"source", "target"},
 }
@@ -237,6 +253,20 @@ def load(path: Path, today: Callable[[], datetime.date] = datetime.date.today) -
     if reader.get(python, "python", "exclude-runtime-provided", bool, False):
         exclude |= RUNTIME_PROVIDED
 
+    no_binary = tuple(
+        sorted(canonicalize_name(n) for n in reader.strings(python, "python", "no-binary"))
+    )
+    build_table = reader.table("build")
+    image = reader.get(build_table, "build", "image", str, BuildSettings.image)
+    try:
+        image.format(runtime="python3.12", python="3.12", arch="x86_64")
+    except (KeyError, IndexError, ValueError):
+        raise reader.fail(
+            "build.image",
+            f"{image!r} may use only the placeholders {{runtime}}, {{python}} and {{arch}}.",
+        ) from None
+    build = BuildSettings(image, reader.get(build_table, "build", "network", str))
+
     slim_table = reader.table("slim")
     slim = Slim(
         tests=reader.get(slim_table, "slim", "tests", bool, True),
@@ -256,8 +286,10 @@ def load(path: Path, today: Callable[[], datetime.date] = datetime.date.today) -
         requirements=tuple(requirements),
         requirements_file=req_file,
         exclude=frozenset(exclude),
+        no_binary=no_binary,
         files=files,
         slim=slim,
+        build=build,
     )
 
 
