@@ -36,7 +36,7 @@ from layerkit.errors import (
 from layerkit.index import PackageIndex, WheelCache, cache_dir, settings_from
 from layerkit.install import (
     Installed,
-    fetch_wheels,
+    fetch,
     install,
     install_in_container,
     runtime_overlap_warning,
@@ -473,7 +473,9 @@ def _assemble(
     def progress(done: int, total: int) -> None:
         ctx.report(group.artifact, f"downloading {done}/{total} wheels")
 
-    wheels = fetch_wheels(on_host, ctx.index, ctx.wheels, progress)
+    wheels = fetch(on_host, ctx.index, ctx.wheels, None, progress)
+    in_container = [(t, d) for t, d in plan if t.id in strategies and strategies[t.id][0]]
+    sources = fetch(in_container, ctx.index, ctx.wheels, frozenset(recipe.no_binary), progress)
     installed: dict[str, list[Installed]] = {}
     for target in group.targets:
         if target.id not in strategies:
@@ -488,8 +490,9 @@ def _assemble(
             ]
         else:
             ctx.report(group.artifact, f"installing {target.id} in {container.image}")
+            locked_files = {d.key: sources[(target.id, d.key)] for d in dists}
             installed[target.id] = install_in_container(
-                locks[target.id][0], dists, container, recipe.no_binary, site, recipe.slim
+                locks[target.id][0], locked_files, dists, container, site, recipe.slim
             )
     entries = _merge(installed)
     if recipe.slim.strip:

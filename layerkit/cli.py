@@ -25,9 +25,11 @@ if TYPE_CHECKING:
 
 from layerkit import recipe as recipes
 from layerkit.build import Artifact, Context, build_recipe, lock_recipe
+from layerkit.container import DockerEngine
 from layerkit.errors import LayerkitError
 from layerkit.inspection import inspect_layer
 from layerkit.quota import mib
+from layerkit.verify import verify
 
 app = typer.Typer(
     name="layerkit",
@@ -203,6 +205,11 @@ def build(
     strategy: StrategyOption = Strategy.auto,
     image: Image = None,
     network: Network = None,
+    verify: Annotated[
+        bool, typer.Option("--verify", help="Then import every module in the runtime image.")
+    ] = False,
+    runtime_image: RuntimeImage = None,
+    native: Native = False,
     as_json: AsJson = False,
 ) -> None:
     """Build deterministic layer ZIPs from recipes, from fitting wheels or in a container."""
@@ -219,9 +226,21 @@ def build(
                 upgrade=upgrade,
                 upgrade_packages=tuple(upgrade_package or ()),
             )
+    reports = _verify([a.path for a in artifacts], runtime_image, network, native) if verify else []
     if as_json:
-        _print_json([a.as_dict() for a in artifacts])
-        return
+        data = [a.as_dict() for a in artifacts]
+        if verify:
+            for item in data:
+                item["verification"] = [r for r in reports if r["zip"] == item["path"]]
+        _print_json(data)
+    else:
+        _render_build(artifacts)
+        _render_verification(reports)
+    if not all(r["ok"] for r in reports):
+        raise typer.Exit(3)
+
+
+def _render_build(artifacts: list[Artifact]) -> None:
     from rich.table import Table
 
     table = Table("artifact", "targets", "files", "unzipped", "zipped", "sha256", "")
@@ -239,6 +258,70 @@ def build(
     for a in artifacts:
         for note in a.notes:
             err.print(f"note: {note}")
+
+
+RuntimeImage = Annotated[
+    str | None,
+    typer.Option(
+        "--runtime-image",
+        help="Image to import in; {runtime}, {python} and {arch} are filled in "
+        "(default public.ecr.aws/lambda/python:{python}-{arch}).",
+    ),
+]
+Native = Annotated[
+    bool,
+    typer.Option(help="Import with this host's pythonX.Y instead of in the runtime image."),
+]
+
+
+def _verify(
+    zips: list[Path], image: str | None, network: str | None, native: bool
+) -> list[dict[str, Any]]:
+    engine = None if native else DockerEngine.connect(os.environ)
+    reports = []
+    for zip_path in zips:
+        for result in verify(zip_path, engine=engine, image=image, network=network, native=native):
+            reports.append({"zip": str(zip_path), **result.as_dict()})
+    return reports
+
+
+def _render_verification(reports: list[dict[str, Any]]) -> None:
+    for report in reports:
+        failed = {m: e for m, e in report["modules"].items() if e != "ok"}
+        mark = "[green]ok[/]" if report["ok"] else "[red]FAILED[/]"
+        out.print(
+            f"{mark} {report['zip']} {report['target']} in {report['where']}: "
+            f"{len(report['modules']) - len(failed)}/{len(report['modules'])} imported"
+        )
+        for module, error in failed.items():
+            out.print(f"    {module}: {error}", markup=False, highlight=False)
+
+
+@app.command(name="verify")
+def verify_command(
+    layers: Annotated[list[str], typer.Argument(help="Layer ZIPs, or recipes to build first.")],
+    recipes_dir: RecipesDir = Path("recipes"),
+    out_dir: Annotated[Path, typer.Option("--out-dir", "-o", help="Where ZIPs go.")] = Path("dist"),
+    runtime_image: RuntimeImage = None,
+    network: Network = None,
+    native: Native = False,
+    as_json: AsJson = False,
+) -> None:
+    """Import every module of a layer in the runtime it is for; exit 3 if any fails."""
+    zips = [Path(name) for name in layers if name.endswith(".zip")]
+    names = [name for name in layers if not name.endswith(".zip")]
+    if names:
+        with _reporting(as_json) as reporter:
+            ctx = _context(reporter, None, None, None, network=network)
+            for recipe in _recipes(names, recipes_dir):
+                zips += [a.path for a in build_recipe(recipe, ctx, out_dir, locked=False)]
+    reports = _verify(zips, runtime_image, network, native)
+    if as_json:
+        _print_json(reports)
+    else:
+        _render_verification(reports)
+    if not all(r["ok"] for r in reports):
+        raise typer.Exit(3)
 
 
 @app.command()

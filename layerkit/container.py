@@ -164,9 +164,24 @@ class DockerEngine:
             container.remove(force=True)
         code = int(status.get("StatusCode", 1))
         if code != 0:
-            tail = "\n".join(output.strip().splitlines()[-_TAIL_LINES:])
-            raise CommandFailedError(run.what, run.image, code, redact_text(tail))
+            raise CommandFailedError(run.what, run.image, code, redact_text(tail(output)))
         return output
+
+
+def tail(output: str) -> str:
+    """The last lines worth reading: pip's and the compiler's, without Python tracebacks
+    (pip-tools ends a failed build with one), whose final summary line is kept."""
+    kept: list[str] = []
+    in_traceback = False
+    for line in output.strip().splitlines():
+        if line.startswith("Traceback (most recent call last):"):
+            in_traceback = True
+        elif in_traceback and not line.startswith((" ", "\t")):
+            in_traceback = False
+            kept.append(line)
+        elif not in_traceback and not line.startswith("The above exception was"):
+            kept.append(line)
+    return "\n".join([line for line in kept if line.strip()][-_TAIL_LINES:])
 
 
 PIP_TOOLS = "pip-tools==7.6.2"
@@ -195,6 +210,8 @@ class BuildContainer:
             "PIP_DISABLE_PIP_VERSION_CHECK": "1",
             "PIP_ROOT_USER_ACTION": "ignore",
         }
+        if not log.isEnabledFor(logging.DEBUG):
+            env["PIP_QUIET"] = "1"  # with --debug, pip says what it downloads and builds
         if self.ca_bundle is not None:
             mounts.append(Mount(self.ca_bundle, "/layerkit/ca.pem", read_only=True))
             env.update(PIP_CERT="/layerkit/ca.pem", SSL_CERT_FILE="/layerkit/ca.pem")
@@ -208,7 +225,7 @@ class BuildContainer:
             f'use an image with Python {want} (--image)" >&2; exit 97\n'
             "fi\n"
         )
-        return self.engine.run(
+        output = self.engine.run(
             Run(
                 image=self.image,
                 script=prelude + script,
@@ -219,3 +236,5 @@ class BuildContainer:
                 what=what,
             )
         )
+        log.debug("%s in %s:\n%s", what, self.image, redact_text(output))
+        return output

@@ -203,7 +203,9 @@ class PackageIndex:
         dest.parent.mkdir(parents=True, exist_ok=True)
         digest = hashlib.sha256()
         try:
-            with tempfile.NamedTemporaryFile(dir=dest.parent, delete=False) as tmp:
+            with tempfile.NamedTemporaryFile(
+                dir=dest.parent, delete=False, prefix=".download-"
+            ) as tmp:
                 part = Path(tmp.name)
                 request = urllib.request.Request(file.url, headers={"User-Agent": "layerkit"})
                 with urllib.request.urlopen(
@@ -286,7 +288,7 @@ class WheelCache:
         folder = self.root / "wheels" / sha256[:2] / sha256
         if folder.is_dir():
             for entry in folder.iterdir():
-                if entry.suffix == ".whl":
+                if not entry.name.startswith("."):  # not a download in progress
                     return entry
         return None
 

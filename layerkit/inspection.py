@@ -17,7 +17,7 @@ _GLIBC = re.compile(rb"GLIBC_2\.(\d+)")
 _CPYTHON_SO = re.compile(r"\.cpython-(\d)(\d+)")
 
 
-def _check_paths(names: list[str], zip_path: Path) -> None:
+def check_paths(names: list[str], zip_path: Path) -> None:
     for name in names:
         path = PurePosixPath(name.replace("\\", "/"))
         if path.is_absolute() or ".." in path.parts or re.match(r"^[A-Za-z]:", name):
@@ -34,7 +34,7 @@ def inspect_layer(zip_path: Path) -> dict[str, Any]:
         raise UserError(f"{zip_path}: not a readable ZIP file ({exc}).") from None
     with archive:
         infos = [i for i in archive.infolist() if not i.is_dir()]
-        _check_paths([i.filename for i in infos], zip_path)
+        check_paths([i.filename for i in infos], zip_path)
         sizes = {i.filename: i.file_size for i in infos}
         layer_manifest = manifest.read(zip_path)
 

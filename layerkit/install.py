@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import shutil
 import tempfile
 import zipfile
 from collections.abc import Callable
@@ -21,8 +22,8 @@ from packaging.utils import canonicalize_name
 from layerkit.archive import Entry, compress_all, wheel_entry
 from layerkit.container import BuildContainer
 from layerkit.errors import IntegrityError
-from layerkit.index import PackageIndex, WheelCache
-from layerkit.lock import Lock, LockedDist, choose_wheel
+from layerkit.index import IndexFile, PackageIndex, WheelCache
+from layerkit.lock import Lock, LockedDist, best_wheel, choose_wheel
 from layerkit.recipe import Slim
 from layerkit.targets import RUNTIME_PROVIDED, Target
 
@@ -83,38 +84,67 @@ def runtime_overlap_warning(names: set[str]) -> str | None:
     )
 
 
-def fetch_wheels(
+def pick(
+    files: list[IndexFile], dist: LockedDist, target: Target, no_binary: frozenset[str] | None
+) -> IndexFile | None:
+    """The file of a locked distribution to install for a target.
+
+    no_binary None: wheels only, the one the target ranks highest. Otherwise (a container
+    build) that wheel too, unless the distribution is listed in no_binary or has no
+    fitting wheel: then its sdist, which the build image compiles.
+    """
+    allowed = [f for f in files if f.sha256 in dist.hashes]
+    if no_binary is None or dist.key not in no_binary:
+        wheel = best_wheel(allowed, dist.version, None, target)
+        if wheel is not None or no_binary is None:
+            return wheel
+    sdists = sorted(
+        (f for f in allowed if f.filename.endswith((".tar.gz", ".zip"))),
+        key=lambda f: f.filename,
+    )
+    return sdists[0] if sdists else None
+
+
+def fetch(
     dists: list[tuple[Target, LockedDist]],
     index: PackageIndex,
     cache: WheelCache,
+    no_binary: frozenset[str] | None = None,
     progress: Callable[[int, int], None] = lambda done, total: None,
 ) -> dict[tuple[str, str], Path]:
-    """The wheel for each (target id, distribution key): from the cache, else downloaded.
+    """The file for each (target id, distribution key) (see `pick`): from the cache, else
+    downloaded and checked against the lock's hash.
 
-    A lock written by layerkit names one wheel per distribution; a lock with several hashes
-    (pip-compile's) is narrowed to the wheel the target ranks highest, asked of the index
-    so that the choice never depends on what happens to be cached.
+    A lock written by layerkit's resolver names one file per distribution. A lock with
+    several hashes (pip-compile's) is narrowed by `pick` among the files already cached,
+    and only when none of them will do, among the index's.
     """
     found: dict[tuple[str, str], Path] = {}
     missing: list[tuple[Target, LockedDist]] = []
-    # Re-hashing cached wheels runs on every core: hashlib releases the GIL.
+
+    def from_cache(item: tuple[Target, LockedDist]) -> Path | None:
+        target, dist = item
+        cached = [IndexFile(path.name, "", sha) for sha in dist.hashes if (path := cache.find(sha))]
+        chosen = pick(cached, dist, target, no_binary)
+        return cache.verified(chosen.sha256) if chosen and chosen.sha256 else None
+
+    # Re-hashing cached files runs on every core: hashlib releases the GIL.
     with ThreadPoolExecutor(max_workers=4) as pool:
-        cached = pool.map(
-            lambda item: cache.verified(item[1].hashes[0]) if len(item[1].hashes) == 1 else None,
-            dists,
-        )
-        for (target, dist), path in zip(dists, cached, strict=True):
+        for item, path in zip(dists, pool.map(from_cache, dists), strict=True):
             if path is not None:
-                found[(target.id, dist.key)] = path
+                found[(item[0].id, item[1].key)] = path
             else:
-                missing.append((target, dist))
+                missing.append(item)
     done = 0
 
     def download(item: tuple[Target, LockedDist]) -> tuple[tuple[str, str], Path]:
         nonlocal done
         target, dist = item
-        chosen = choose_wheel(index.files(dist.name), dist, target)
-        assert chosen.sha256 is not None  # best_wheel only returns hashed files
+        files = index.files(dist.name)
+        chosen = pick(files, dist, target, no_binary)
+        if chosen is None or chosen.sha256 is None:
+            choose_wheel(files, dist, target)  # raises the error that says why
+            raise AssertionError("unreachable: choose_wheel found what pick did not")
         path = cache.verified(chosen.sha256)
         if path is None:
             path = cache.path(chosen.sha256, chosen.filename)
@@ -218,29 +248,35 @@ def install(wheel: Path, dist: LockedDist, site_packages: str, slim: Slim) -> In
 
 def install_in_container(
     lock: Lock,
+    files: dict[str, Path],
     dists: list[LockedDist],
     container: BuildContainer,
-    no_binary: tuple[str, ...],
     site_packages: str,
     slim: Slim,
 ) -> list[Installed]:
     """pip installs the locked files in the build image, compiling sdists with its compiler.
 
-    `--require-hashes` refuses any file the lock does not name; `--no-deps` installs
-    exactly the shipped distributions (the excluded ones stay out).
+    The files come from layerkit's cache (see `fetch`), so a second build downloads none;
+    the index is consulted only for the build requirements of an sdist. `--require-hashes`
+    refuses any file the lock does not name; `--no-deps` installs exactly the shipped
+    distributions (the excluded ones stay out).
     """
     with tempfile.TemporaryDirectory(prefix="layerkit-install-") as tmp:
         work = Path(tmp)
+        (work / "dists").mkdir()
+        for path in files.values():
+            shutil.copyfile(path, work / "dists" / path.name)
         requirements = "".join(
             f"{d.name}=={d.version} " + " ".join(f"--hash=sha256:{h}" for h in d.hashes) + "\n"
             for d in dists
         )
         (work / "requirements.txt").write_text(requirements, encoding="utf-8")
-        options = f" --no-binary {','.join(no_binary)}" if no_binary else ""
+        compiles = any(not p.name.endswith(".whl") for p in files.values())
+        sources = "--find-links dists" + ("" if compiles else " --no-index")
         container.run(
             work,
-            "python3 -m pip install --quiet --require-hashes --no-deps --no-compile "
-            f"--target site -r requirements.txt{options}\n",
+            "python3 -m pip install --require-hashes --no-deps --no-compile "
+            f"{sources} --target site -r requirements.txt\n",
             f"pip install of the {lock.target} lock",
         )
         return from_tree(work / "site", dists, site_packages, slim)

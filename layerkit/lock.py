@@ -323,7 +323,7 @@ def resolve_in_container(
         if recipe.no_binary:
             options += ["--pip-args", f"--no-binary {','.join(recipe.no_binary)}"]
         script = (
-            f"python3 -m pip install --quiet {shlex.quote(PIP_TOOLS)}\n"
+            f"python3 -m pip install {shlex.quote(PIP_TOOLS)}\n"
             "python3 -m piptools compile --quiet --generate-hashes --allow-unsafe "
             "--no-header --no-emit-index-url --no-emit-trusted-host "
             f"--output-file lock.txt {shlex.join(options)} {shlex.quote(source.name)}\n"
