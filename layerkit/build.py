@@ -489,11 +489,24 @@ def _assemble(
                 install(wheels[(target.id, d.key)], d, site, recipe.slim) for d in dists
             ]
         else:
-            ctx.report(group.artifact, f"installing {target.id} in {container.image}")
-            locked_files = {d.key: sources[(target.id, d.key)] for d in dists}
-            installed[target.id] = install_in_container(
-                locks[target.id][0], locked_files, dists, container, site, recipe.slim
-            )
+            # Installing a wheel is unpacking it, done here as for the wheels strategy; the
+            # build image compiles the sdists.
+            locked = {d.key: sources[(target.id, d.key)] for d in dists}
+            wheel_dists = [d for d in dists if locked[d.key].suffix == ".whl"]
+            sdists = [d for d in dists if locked[d.key].suffix != ".whl"]
+            installed[target.id] = [
+                install(locked[d.key], d, site, recipe.slim) for d in wheel_dists
+            ]
+            if sdists:
+                ctx.report(group.artifact, f"compiling for {target.id} in {container.image}")
+                installed[target.id] += install_in_container(
+                    locks[target.id][0],
+                    {d.key: locked[d.key] for d in sdists},
+                    sdists,
+                    container,
+                    site,
+                    recipe.slim,
+                )
     entries = _merge(installed)
     if recipe.slim.strip:
         entries = _strip(entries, group.targets[0])
@@ -541,8 +554,23 @@ def _is_shared_object(path: str) -> bool:
     return name.endswith(".so") or ".so." in name
 
 
+_GLIBC = re.compile(rb"GLIBC_2\.(\d+)")
+
+
 def _check_machines(entries: list[Entry], group: _Group) -> None:
-    """Every shared object must be built for the group's architecture: a guard behind tags."""
+    """Every shared object must be built for the group's architecture, and what the build
+    image compiled must not need a newer glibc than the runtime has: guards behind tags."""
+    glibc = min(t.runtime.glibc[1] for t in group.targets)
+    for entry in entries:
+        if isinstance(entry.data, bytes) and _is_shared_object(entry.path):
+            needs = max(map(int, _GLIBC.findall(archive.read_member(entry))), default=0)
+            if needs > glibc:
+                raise BuildError(
+                    f"{entry.path} was compiled against GLIBC_2.{needs}, but "
+                    f"{group.targets[0].runtime.name} has glibc 2.{glibc}: the build image "
+                    "is newer than the runtime. Build in the runtime's own build image "
+                    "(public.ecr.aws/sam/build-<runtime>), or one with the same glibc."
+                )
     machine = group.targets[0].machine
     if len({t.machine for t in group.targets}) > 1:
         machine = ""  # a layer for both architectures must carry no native code at all

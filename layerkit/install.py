@@ -254,29 +254,31 @@ def install_in_container(
     site_packages: str,
     slim: Slim,
 ) -> list[Installed]:
-    """pip installs the locked files in the build image, compiling sdists with its compiler.
+    """pip compiles and installs locked sdists in the build image.
 
-    The files come from layerkit's cache (see `fetch`), so a second build downloads none;
-    the index is consulted only for the build requirements of an sdist. `--require-hashes`
-    refuses any file the lock does not name; `--no-deps` installs exactly the shipped
-    distributions (the excluded ones stay out).
+    The sdists come from layerkit's cache (see `fetch`), so a second build downloads none;
+    the index serves only their build requirements. `--require-hashes` refuses any file the
+    lock does not name; `--no-deps` installs exactly these distributions.
     """
     with tempfile.TemporaryDirectory(prefix="layerkit-install-") as tmp:
         work = Path(tmp)
         (work / "dists").mkdir()
         for path in files.values():
             shutil.copyfile(path, work / "dists" / path.name)
+        # The files themselves, not name==version: pip must compile exactly these, and not
+        # prefer a wheel from the index that fits the image but needs a newer glibc than
+        # the runtime has. --use-pep517 builds a wheel, so each install has its RECORD.
         requirements = "".join(
-            f"{d.name}=={d.version} " + " ".join(f"--hash=sha256:{h}" for h in d.hashes) + "\n"
+            f"./dists/{files[d.key].name} "
+            + " ".join(f"--hash=sha256:{h}" for h in d.hashes)
+            + "\n"
             for d in dists
         )
         (work / "requirements.txt").write_text(requirements, encoding="utf-8")
-        compiles = any(not p.name.endswith(".whl") for p in files.values())
-        sources = "--find-links dists" + ("" if compiles else " --no-index")
         container.run(
             work,
-            "python3 -m pip install --require-hashes --no-deps --no-compile "
-            f"{sources} --target site -r requirements.txt\n",
+            "python3 -m pip install --require-hashes --no-deps --no-compile --use-pep517 "
+            "--target site -r requirements.txt\n",
             f"pip install of the {lock.target} lock",
         )
         return from_tree(work / "site", dists, site_packages, slim)
