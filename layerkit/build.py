@@ -70,6 +70,7 @@ class Context:
     connect: Callable[[Mapping[str, str]], ContainerEngine] = DockerEngine.connect
     _engine: ContainerEngine | None = field(default=None, init=False, repr=False)
     _runs_on: dict[str, bool] = field(default_factory=dict, init=False, repr=False)
+    _fallbacks: set[str] = field(default_factory=set, init=False, repr=False)
 
     @property
     def wheels(self) -> WheelCache:
@@ -241,28 +242,44 @@ def _resolve(
         try:
             return with_uv()
         except (ResolutionError, NoFittingWheelError) as exc:
-            if ctx.strategy == "wheels" or _container_or_none(recipe, target, ctx) is None:
+            container = None
+            if ctx.strategy == "auto":
+                container = _container_for(recipe, target, ctx, required=False)
+            if container is None:
                 raise
             log.info("%s: not everything has a wheel, resolving in the build image:\n%s",
                      target.id, exc)  # fmt: skip
-    try:
-        container = ctx.build_container(recipe, target)
-    except ArchitectureError as exc:
-        if recipe.no_binary:
-            raise
-        log.warning("%s: %s; resolving %s for wheels instead", recipe.stem, exc, target.id)
-        return with_uv()
+    else:
+        container = _container_for(recipe, target, ctx, required=True)
+        if container is None:
+            return with_uv()
     return lock.resolve_in_container(
         recipe, target, container, upgrade=upgrade, upgrade_packages=upgrade_packages
     )
 
 
-def _container_or_none(recipe: Recipe, target: Target, ctx: Context) -> BuildContainer | None:
+def _container_for(
+    recipe: Recipe, target: Target, ctx: Context, *, required: bool
+) -> BuildContainer | None:
+    """The target's build container, or None when wheels must do instead.
+
+    An engine that cannot run the target's architecture is never fatal, unless the recipe
+    compiles something (no-binary): it is said, and the target is built from wheels. Any
+    other failure (no engine, no image) is fatal only when a container is required.
+    """
     try:
         return ctx.build_container(recipe, target)
+    except ArchitectureError as exc:
+        if recipe.no_binary:
+            raise
+        if target.id not in ctx._fallbacks:  # said once, though asked when locking and building
+            ctx._fallbacks.add(target.id)
+            log.warning("%s: %s; building %s from wheels", recipe.stem, exc, target.id)
     except ContainerError as exc:
+        if required:
+            raise
         log.debug("no build container for %s: %s", target.id, exc)
-        return None
+    return None
 
 
 def _strategy(
@@ -279,17 +296,10 @@ def _strategy(
         why = "as asked (--strategy container)"
     else:
         return None, "wheels: every locked distribution has a wheel for the target"
-    try:
-        container = ctx.build_container(recipe, target)
-    except ArchitectureError as exc:
-        if recipe.no_binary:
-            raise
-        log.warning("%s: %s; building %s from wheels", recipe.stem, exc, target.id)
-        return None, f"wheels: {exc}"
-    except ContainerError:
-        if ctx.strategy == "container" or recipe.no_binary:
-            raise
-        return None, "wheels: no Docker engine for the lock made in the build image"
+    required = ctx.strategy == "container" or bool(recipe.no_binary)
+    container = _container_for(recipe, target, ctx, required=required)
+    if container is None:
+        return None, "wheels: no build container for this target"
     return container, f"{container.image}: {why}"
 
 

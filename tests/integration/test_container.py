@@ -210,3 +210,18 @@ def test_verify_reports_a_module_that_does_not_import(project: Path, tmp_path: P
     [report] = json.loads(result.stdout)
     assert not report["ok"]
     assert "idna" in report["modules"] and report["modules"]["idna"] != "ok"
+
+
+def test_verify_runs_natively_with_the_targets_python_on_this_host(project: Path) -> None:
+    from tests.layers import interpreter
+
+    write_recipe(project, "demo", recipe('["idna", "PyYAML==6.0.2"]'))
+    [artifact] = build(project, "--strategy", "wheels")
+    path = f"{interpreter('3.11').parent}:{os.environ['PATH']}"
+    result = layerkit(
+        "verify", artifact["path"], "--native", "--json", cwd=project, env={"PATH": path}
+    )
+    [report] = json.loads(result.stdout)
+    assert report["ok"]
+    assert report["where"].endswith("python3.11")
+    assert report["modules"] == {"idna": "ok", "_yaml": "ok", "yaml": "ok"}
