@@ -667,6 +667,9 @@ def _manifest(
     return {
         "format": manifest.FORMAT,
         "layer": recipe.name,
+        "artifact": group.artifact,  # the LayerName it is published as
+        "description": recipe.description,
+        "license": recipe.license,
         "layerkit": __version__,
         "build_key": key,
         "runtimes": sorted({t.runtime.name for t in group.targets}),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -24,11 +25,17 @@ if TYPE_CHECKING:
 # finish in well under a second, and it draws neither a spinner nor (with --json) a table.
 
 from layerkit import recipe as recipes
+from layerkit.aws import Clients, CredentialsError
 from layerkit.build import Artifact, Context, build_recipe, lock_recipe
 from layerkit.container import DockerEngine
-from layerkit.errors import LayerkitError
+from layerkit.errors import LayerkitError, UserError
 from layerkit.inspection import inspect_layer
-from layerkit.quota import mib
+from layerkit.manifest import diff as diff_manifests
+from layerkit.manifest import distributions
+from layerkit.publish import Layer, Outcome, execute, layer_from_zip, plan, sync, versions_published
+from layerkit.quota import DIRECT_UPLOAD_LIMIT, mib
+from layerkit.recipe import PublishSettings
+from layerkit.registry import Registry, Version, default_path
 from layerkit.verify import verify
 
 app = typer.Typer(
@@ -322,6 +329,212 @@ def verify_command(
         _render_verification(reports)
     if not all(r["ok"] for r in reports):
         raise typer.Exit(3)
+
+
+Regions = Annotated[
+    list[str] | None,
+    typer.Option("--region", help="AWS region (repeatable); default: the recipe's, then AWS's."),
+]
+Profile = Annotated[str | None, typer.Option(help="AWS profile (default: the standard chain).")]
+RegistryPath = Annotated[
+    Path | None,
+    typer.Option("--registry", help="SQLite registry (default ~/.local/share/layerkit)."),
+]
+
+
+def _registry(path: Path | None) -> Registry:
+    return Registry(path or default_path(os.environ))
+
+
+def _regions(
+    flags: list[str] | None, recipe_regions: tuple[str, ...], clients: Clients
+) -> list[str]:
+    regions = list(flags or recipe_regions)
+    if not regions:
+        default = clients.default_region()
+        if default is None:
+            raise CredentialsError(
+                "No AWS region: pass --region, set AWS_REGION, or list `regions` under [publish]."
+            )
+        regions = [default]
+    return regions
+
+
+@app.command()
+def publish(
+    layers: Annotated[
+        list[str] | None,
+        typer.Argument(help="Recipes (built with --locked if needed) or ZIPs from `build`."),
+    ] = None,
+    recipes_dir: RecipesDir = Path("recipes"),
+    out_dir: Annotated[Path, typer.Option("--out-dir", "-o", help="Where ZIPs go.")] = Path("dist"),
+    region: Regions = None,
+    profile: Profile = None,
+    dry_run: Annotated[bool, typer.Option(help="Print the plan; change nothing.")] = False,
+    s3_bucket: Annotated[
+        str | None,
+        typer.Option(
+            help="Bucket for ZIPs over 50 MB; {region} is filled in (or LAYERKIT_S3_BUCKET)."
+        ),
+    ] = None,
+    create_bucket: Annotated[bool, typer.Option(help="Create that bucket if missing.")] = False,
+    direct_upload_limit: Annotated[
+        int, typer.Option(hidden=True, help="Bytes above which uploads go through S3.")
+    ] = DIRECT_UPLOAD_LIMIT,
+    registry_path: RegistryPath = None,
+    as_json: AsJson = False,
+) -> None:
+    """Publish a layer version in every region, only where the content is new."""
+    clients = Clients(profile=profile)
+    work: list[tuple[Layer, PublishSettings]] = []
+    names = layers or []
+    zips = [Path(n) for n in names if n.endswith(".zip")]
+    recipe_names = [n for n in names if not n.endswith(".zip")]
+    for zip_path in zips:
+        work.append((layer_from_zip(zip_path), PublishSettings()))
+    if recipe_names or not names:
+        with _reporting(as_json) as reporter:
+            ctx = _context(reporter, None, None, None)
+            for recipe in _recipes(recipe_names, recipes_dir):
+                for artifact in build_recipe(recipe, ctx, out_dir, locked=True):
+                    work.append((layer_from_zip(artifact.path), recipe.publish))
+    bucket = s3_bucket or os.environ.get("LAYERKIT_S3_BUCKET")
+    plans = []
+    for layer, settings in work:
+        if bucket:
+            settings = dataclasses.replace(settings, s3_bucket=bucket)
+        regions = _regions(region, settings.regions, clients)
+        plans.append((layer, plan(layer, regions, settings, clients, direct_upload_limit)))
+    if dry_run:
+        data = [a.as_dict() for _, actions in plans for a in actions]
+        if as_json:
+            _print_json(data)
+        else:
+            for item in data:
+                out.print(
+                    f"{item['region']}: {item['layer']}: {item['action']}"
+                    + (f" via {item['route']}" if item["route"] else f" ({item['existing_arn']})")
+                    + f"; grants: {', '.join(item['grants']) or 'none'}; "
+                    f"parameter: {item['parameter'] or 'none'}"
+                )
+        return
+    outcomes: list[Outcome] = []
+    registry = _registry(registry_path)
+    for layer, actions in plans:
+        done = execute(layer, actions, clients, create_bucket=create_bucket)
+        registry.record_versions(versions_published(layer, done, Path.cwd()))
+        outcomes += done
+    if as_json:
+        _print_json({"outcomes": [o.as_dict() for o in outcomes], "api_calls": clients.calls})
+    else:
+        for o in outcomes:
+            line = o.arn if o.status != "failed" else o.error
+            out.print(f"{o.region}: {o.layer}: {o.status}: {line}", markup=False, highlight=False)
+    if any(o.status == "failed" for o in outcomes):
+        raise typer.Exit(6)
+
+
+registry_app = typer.Typer(help="The local record of builds and published versions.")
+app.add_typer(registry_app, name="registry")
+
+
+@registry_app.command("sync")
+def registry_sync(
+    region: Regions = None,
+    profile: Profile = None,
+    registry_path: RegistryPath = None,
+    as_json: AsJson = False,
+) -> None:
+    """Rebuild the registry's versions from the account: every layer, every version."""
+    clients = Clients(profile=profile)
+    found = sync(_regions(region, (), clients), clients)
+    _registry(registry_path).record_versions(found)
+    if as_json:
+        _print_json([v.as_dict() for v in found])
+    else:
+        out.print(f"synced {len(found)} layer versions")
+
+
+@app.command(name="ls")
+def list_versions(
+    layer: Annotated[str | None, typer.Argument(help="Only this layer.")] = None,
+    region: Annotated[str | None, typer.Option(help="Only this region.")] = None,
+    registry_path: RegistryPath = None,
+    as_json: AsJson = False,
+) -> None:
+    """Layers and versions per region, with sizes and content hashes (from the registry)."""
+    found = _registry(registry_path).versions(layer, region)
+    if as_json:
+        _print_json([{k: v for k, v in x.as_dict().items() if k != "manifest"} for x in found])
+        return
+    from rich.table import Table
+
+    table = Table("layer", "region", "version", "zipped", "sha256", "created", "arn")
+    for v in found:
+        size = mib(v.size) if v.size is not None else "?"
+        table.add_row(v.layer, v.region, str(v.version), size, (v.sha256 or "?")[:12],
+                      v.created[:19], v.arn)  # fmt: skip
+    out.print(table)
+
+
+def _version(spec: str, registry_path: Path | None) -> list[Version]:
+    name, _, number = spec.partition(":")
+    found = _registry(registry_path).versions(name)
+    if number:
+        found = [v for v in found if str(v.version) == number]
+    if not found:
+        raise UserError(
+            f"{spec} is not in the registry: publish it, or run `layerkit registry sync`."
+        )
+    return found
+
+
+@app.command()
+def show(
+    spec: Annotated[str, typer.Argument(help="NAME or NAME:VERSION")],
+    registry_path: RegistryPath = None,
+    as_json: AsJson = False,
+) -> None:
+    """A layer version: where it is published, and what it contains."""
+    found = _version(spec, registry_path)
+    if as_json:
+        _print_json([v.as_dict() for v in found])
+        return
+    for v in found:
+        out.print(f"{v.arn}  {mib(v.size or 0)}  sha256 {v.sha256}  by {v.by} {v.created}")
+    layer_manifest = next((v.manifest for v in reversed(found) if v.manifest), None)
+    if layer_manifest:
+        from rich.table import Table
+
+        table = Table("distribution", "version", "licence", "size")
+        for d in distributions(layer_manifest).values():
+            table.add_row(d["name"], d["version"], d["license"], mib(d["size"]))
+        out.print(table)
+
+
+@app.command(name="diff")
+def diff_versions(
+    old: Annotated[str, typer.Argument(help="NAME:A")],
+    new: Annotated[str, typer.Argument(help="NAME:B")],
+    registry_path: RegistryPath = None,
+    as_json: AsJson = False,
+) -> None:
+    """Distributions added, removed, upgraded and downgraded between two versions."""
+    manifests = []
+    for spec in (old, new):
+        found = next((v.manifest for v in _version(spec, registry_path) if v.manifest), None)
+        if found is None:
+            raise UserError(f"{spec} has no manifest in the registry (not built by layerkit).")
+        manifests.append(found)
+    changes = diff_manifests(manifests[0], manifests[1])
+    if as_json:
+        _print_json(changes)
+        return
+    for kind, items in changes.items():
+        for item in items:
+            out.print(f"{kind}: {json.dumps(item)}", markup=False, highlight=False)
+    if not any(changes.values()):
+        out.print("no differences in distributions")
 
 
 @app.command()

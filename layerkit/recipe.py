@@ -60,6 +60,20 @@ class BuildSettings:
 
 
 @dataclass(frozen=True)
+class PublishSettings:
+    regions: tuple[str, ...] = ()  # empty: the session's region
+    principals: tuple[str, ...] = ()  # accounts, account root ARNs, or "*" for public
+    organization: str | None = None  # an AWS Organizations ID: every account in it
+    parameter: str = "/layers/{layer}/latest"  # SSM parameter with the latest ARN; "" for none
+    s3_bucket: str | None = None  # for ZIPs over the direct upload limit; {region} filled in
+
+
+REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d")
+PRINCIPAL = re.compile(r"\*|\d{12}|arn:aws:iam::\d{12}:root")
+ORGANIZATION = re.compile(r"o-[a-z0-9]{10,32}")
+
+
+@dataclass(frozen=True)
 class Recipe:
     path: Path
     name: str
@@ -74,6 +88,7 @@ class Recipe:
     files: tuple[FileSpec, ...]
     slim: Slim
     build: BuildSettings
+    publish: PublishSettings
 
     @property
     def stem(self) -> str:
@@ -107,6 +122,7 @@ _SCHEMA: dict[str, set[str]] = {
         "no-binary",
     },
     "build": {"image", "network"},
+    "publish": {"regions", "principals", "organization", "parameter", "s3-bucket"},
     "slim": {"tests", "stubs", "strip", "keep"},
     "files": {"source", "target"},
 }
@@ -267,6 +283,8 @@ def load(path: Path, today: Callable[[], datetime.date] = datetime.date.today) -
         ) from None
     build = BuildSettings(image, reader.get(build_table, "build", "network", str))
 
+    publish = _publish(reader)
+
     slim_table = reader.table("slim")
     slim = Slim(
         tests=reader.get(slim_table, "slim", "tests", bool, True),
@@ -290,6 +308,38 @@ def load(path: Path, today: Callable[[], datetime.date] = datetime.date.today) -
         files=files,
         slim=slim,
         build=build,
+        publish=publish,
+    )
+
+
+def _publish(reader: _Reader) -> PublishSettings:
+    table = reader.table("publish")
+    regions = reader.strings(table, "publish", "regions")
+    for region in regions:
+        if not REGION.fullmatch(region):
+            raise reader.fail("publish.regions", f"{region!r} is not an AWS region name.")
+    principals = reader.strings(table, "publish", "principals")
+    for principal in principals:
+        if not PRINCIPAL.fullmatch(principal):
+            raise reader.fail(
+                "publish.principals",
+                f"{principal!r} is not a principal Lambda accepts: use a 12-digit account "
+                "ID, arn:aws:iam::<account>:root, or '*' for everyone.",
+            )
+    organization = reader.get(table, "publish", "organization", str)
+    if organization is not None and not ORGANIZATION.fullmatch(organization):
+        raise reader.fail(
+            "publish.organization", f"{organization!r} is not an organization ID (o-…)."
+        )
+    parameter = reader.get(table, "publish", "parameter", str, PublishSettings.parameter)
+    if parameter and not parameter.startswith("/"):
+        raise reader.fail("publish.parameter", f"{parameter!r} must start with '/'.")
+    return PublishSettings(
+        regions=tuple(regions),
+        principals=tuple(principals),
+        organization=organization,
+        parameter=parameter,
+        s3_bucket=reader.get(table, "publish", "s3-bucket", str),
     )
 
 

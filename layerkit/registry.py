@@ -1,0 +1,175 @@
+"""The registry: every build and published layer version, in SQLite.
+
+It lives on one disk (default ~/.local/share/layerkit/registry.sqlite, or --registry,
+or LAYERKIT_REGISTRY), so it must never be the only record: `layerkit registry sync`
+rebuilds the versions from the account itself, reading the content marker of the
+Description and, where the layer can be downloaded, the manifest inside it.
+"""
+
+from __future__ import annotations
+
+import datetime
+import getpass
+import json
+import sqlite3
+import subprocess
+from collections.abc import Iterator, Mapping
+from contextlib import closing, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS builds (
+    id INTEGER PRIMARY KEY,
+    recipe TEXT NOT NULL,
+    artifact TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    targets TEXT NOT NULL,
+    manifest TEXT,
+    at TEXT NOT NULL,
+    by TEXT NOT NULL,
+    git_commit TEXT
+);
+CREATE TABLE IF NOT EXISTS versions (
+    arn TEXT PRIMARY KEY,
+    layer TEXT NOT NULL,
+    region TEXT NOT NULL,
+    account TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    sha256 TEXT,
+    size INTEGER,
+    description TEXT,
+    runtimes TEXT,
+    architectures TEXT,
+    created TEXT,
+    manifest TEXT,
+    by TEXT,
+    git_commit TEXT
+);
+"""
+
+
+@dataclass(frozen=True)
+class Version:
+    arn: str
+    layer: str
+    region: str
+    account: str
+    version: int
+    sha256: str | None
+    size: int | None
+    description: str
+    runtimes: tuple[str, ...]
+    architectures: tuple[str, ...]
+    created: str
+    manifest: dict[str, Any] | None = None
+    by: str | None = None
+    git_commit: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        data = dict(self.__dict__)
+        data["runtimes"], data["architectures"] = list(self.runtimes), list(self.architectures)
+        return data
+
+
+def default_path(env: Mapping[str, str]) -> Path:
+    if env.get("LAYERKIT_REGISTRY"):
+        return Path(env["LAYERKIT_REGISTRY"])
+    data_home = env.get("XDG_DATA_HOME") or str(
+        Path(env.get("HOME", "~")).expanduser() / ".local/share"
+    )
+    return Path(data_home) / "layerkit" / "registry.sqlite"
+
+
+def who() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def git_commit(cwd: Path) -> str | None:
+    """The commit checked out where layerkit runs, when that is a git repository."""
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=False
+        )
+    except OSError:
+        return None
+    return result.stdout.strip() or None if result.returncode == 0 else None
+
+
+def now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+class Registry:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @contextmanager
+    def _db(self) -> Iterator[sqlite3.Connection]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with closing(sqlite3.connect(self.path, timeout=30)) as db:
+            db.executescript(_SCHEMA)
+            with db:  # one transaction
+                yield db
+
+    def record_build(
+        self, recipe: str, artifact: str, sha256: str, targets: list[str], manifest: Any
+    ) -> None:
+        with self._db() as db:
+            db.execute(
+                "INSERT INTO builds (recipe, artifact, sha256, targets, manifest, at, by,"
+                " git_commit) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (recipe, artifact, sha256, json.dumps(targets), json.dumps(manifest), now(),
+                 who(), git_commit(Path.cwd())),
+            )  # fmt: skip
+
+    def record_versions(self, versions: list[Version]) -> None:
+        with self._db() as db:
+            for v in versions:
+                db.execute(
+                    "INSERT OR REPLACE INTO versions VALUES"
+                    " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (v.arn, v.layer, v.region, v.account, v.version, v.sha256, v.size,
+                     v.description, json.dumps(v.runtimes), json.dumps(v.architectures),
+                     v.created, json.dumps(v.manifest) if v.manifest else None, v.by,
+                     v.git_commit),
+                )  # fmt: skip
+
+    def versions(self, layer: str | None = None, region: str | None = None) -> list[Version]:
+        query, args = "SELECT * FROM versions WHERE 1=1", list[str]()
+        if layer:
+            query, args = query + " AND layer = ?", [*args, layer]
+        if region:
+            query, args = query + " AND region = ?", [*args, region]
+        with self._db() as db:
+            rows = db.execute(query + " ORDER BY layer, region, version", args).fetchall()
+        return [
+            Version(
+                arn=r[0],
+                layer=r[1],
+                region=r[2],
+                account=r[3],
+                version=r[4],
+                sha256=r[5],
+                size=r[6],
+                description=r[7],
+                runtimes=tuple(json.loads(r[8] or "[]")),
+                architectures=tuple(json.loads(r[9] or "[]")),
+                created=r[10],
+                manifest=json.loads(r[11]) if r[11] else None,
+                by=r[12],
+                git_commit=r[13],
+            )
+            for r in rows
+        ]
+
+    def builds(self) -> list[dict[str, Any]]:
+        with self._db() as db:
+            rows = db.execute("SELECT recipe, artifact, sha256, at, by FROM builds").fetchall()
+        return [
+            dict(zip(("recipe", "artifact", "sha256", "at", "by"), r, strict=True)) for r in rows
+        ]
