@@ -32,6 +32,7 @@ from layerkit.errors import LayerkitError, UserError
 from layerkit.inspection import inspect_layer
 from layerkit.manifest import diff as diff_manifests
 from layerkit.manifest import distributions
+from layerkit.manifest import read as manifest_of
 from layerkit.publish import Layer, Outcome, execute, layer_from_zip, plan, sync, versions_published
 from layerkit.quota import DIRECT_UPLOAD_LIMIT, mib
 from layerkit.recipe import PublishSettings
@@ -217,6 +218,7 @@ def build(
     ] = False,
     runtime_image: RuntimeImage = None,
     native: Native = False,
+    registry_path: RegistryPath = None,
     as_json: AsJson = False,
 ) -> None:
     """Build deterministic layer ZIPs from recipes, from fitting wheels or in a container."""
@@ -233,6 +235,11 @@ def build(
                 upgrade=upgrade,
                 upgrade_packages=tuple(upgrade_package or ()),
             )
+    made = [a for a in artifacts if a.status != "unchanged"]  # a no-op records nothing
+    if made:
+        registry = _registry(registry_path)
+        for a in made:
+            registry.record_build(a.recipe, a.name, a.sha256, list(a.targets), manifest_of(a.path))
     reports = _verify([a.path for a in artifacts], runtime_image, network, native) if verify else []
     if as_json:
         data = [a.as_dict() for a in artifacts]

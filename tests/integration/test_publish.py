@@ -388,3 +388,25 @@ def test_missing_credentials_are_one_clear_message(project: Path) -> None:
     assert result.returncode == 2
     assert "No AWS credentials were found" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_every_build_is_recorded_with_who_and_which_commit(project: Path) -> None:
+    import sqlite3
+
+    subprocess.run(["git", "init", "-q"], cwd=project, check=True)
+    subprocess.run(
+        ["git", "-c", "user.name=ci", "-c", "user.email=ci@example.com", "commit", "-q",
+         "--allow-empty", "-m", "start"],
+        cwd=project, check=True,
+    )  # fmt: skip
+    files_recipe(project, "{}")
+    env = {"LAYERKIT_REGISTRY": str(project / "registry.sqlite")}
+    [built] = json.loads(layerkit("build", "conf", "--json", cwd=project, env=env).stdout)
+    layerkit("build", "conf", cwd=project, env=env)  # unchanged: nothing to record
+    with sqlite3.connect(project / "registry.sqlite") as db:
+        rows = db.execute("SELECT artifact, sha256, by, git_commit FROM builds").fetchall()
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=project, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert [(r[0], r[1], r[3]) for r in rows] == [("conf", built["sha256"], head)]
+    assert rows[0][2]
