@@ -37,6 +37,7 @@ class Clients:
     """Clients per (service, region), made once and shared by threads; counts API calls."""
 
     profile: str | None = None
+    role_arn: str | None = None  # assumed from the profile's credentials: another account
     max_attempts: int = 8
     calls: dict[str, int] = field(default_factory=dict)
     _session: boto3.Session | None = field(default=None, init=False, repr=False)
@@ -49,10 +50,30 @@ class Clients:
 
         if self._session is None:
             try:
-                self._session = boto3.Session(profile_name=self.profile)
+                base = boto3.Session(profile_name=self.profile)
             except ProfileNotFound as exc:
                 raise CredentialsError(f"{exc}: check --profile and ~/.aws/config.") from None
+            if self.role_arn is None:
+                self._session = base
+            else:
+                with translated("sts:AssumeRole", self.role_arn):
+                    credentials = base.client("sts").assume_role(
+                        RoleArn=self.role_arn, RoleSessionName="layerkit"
+                    )["Credentials"]
+                self._session = boto3.Session(
+                    aws_access_key_id=credentials["AccessKeyId"],
+                    aws_secret_access_key=credentials["SecretAccessKey"],
+                    aws_session_token=credentials["SessionToken"],
+                    region_name=base.region_name,
+                )
         return self._session
+
+    def account(self) -> str:
+        if self.role_arn:
+            return self.role_arn.split(":")[4]
+        region = self.default_region() or "us-east-1"
+        with translated("sts:GetCallerIdentity", "the current credentials"):
+            return str(self.client("sts", region).get_caller_identity()["Account"])
 
     def default_region(self) -> str | None:
         region: str | None = self.session().region_name

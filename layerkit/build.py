@@ -525,6 +525,9 @@ def _assemble(
     generated = [(f.path, f.source.read_bytes(), f.mode) for f in files]
     built_with = {t: c.image if c else "wheels" for t, (c, _) in strategies.items()}
     layer_manifest = _manifest(recipe, group, locks, installed, files, key, built_with)
+    # What the layer adds to a function's 250 MiB, the manifest itself aside: audits read it.
+    content = sum(e.size for e in entries) + sum(len(data) for _, data, _ in generated)
+    layer_manifest["unzipped_bytes"] = content
     generated.append((manifest.path_for(recipe.name), manifest.dumps(layer_manifest), 0o644))
     unzipped = sum(e.size for e in entries) + sum(len(data) for _, data, _ in generated)
     sizes: dict[str, int] = {}

@@ -25,10 +25,24 @@ if TYPE_CHECKING:
 # finish in well under a second, and it draws neither a spinner nor (with --json) a table.
 
 from layerkit import recipe as recipes
-from layerkit.aws import Clients, CredentialsError
+from layerkit.audit import Report as AuditReport
+from layerkit.audit import (
+    add_storage,
+    apply_prune,
+    apply_rollout,
+    known_sizes,
+    layer_contents,
+    package_matches,
+    plan_rollout,
+    prune_candidates,
+)
+from layerkit.audit import report as audit_report
+from layerkit.audit import scan as audit_scan
+from layerkit.aws import Clients, CredentialsError, translated
 from layerkit.build import Artifact, Context, build_recipe, lock_recipe
 from layerkit.container import DockerEngine
 from layerkit.errors import LayerkitError, UserError
+from layerkit.index import cache_dir
 from layerkit.inspection import inspect_layer
 from layerkit.manifest import diff as diff_manifests
 from layerkit.manifest import distributions
@@ -542,6 +556,206 @@ def diff_versions(
             out.print(f"{kind}: {json.dumps(item)}", markup=False, highlight=False)
     if not any(changes.values()):
         out.print("no differences in distributions")
+
+
+RoleArns = Annotated[
+    list[str] | None,
+    typer.Option("--role-arn", help="Also scan the account of this role (repeatable)."),
+]
+Organization = Annotated[
+    bool, typer.Option("--organization", help="Scan every account of the AWS Organization.")
+]
+RoleName = Annotated[str, typer.Option(help="Role assumed in each organization account.")]
+
+
+def _accounts(
+    profile: str | None, role_arns: list[str] | None, organization: bool, role_name: str
+) -> dict[str, Clients]:
+    base = Clients(profile=profile)
+    accounts = {base.account(): base}
+    arns = list(role_arns or [])
+    if organization:
+        region = base.default_region() or "us-east-1"
+        with translated("organizations:ListAccounts", "the organization"):
+            pages = base.client("organizations", region).get_paginator("list_accounts").paginate()
+            ids = [a["Id"] for page in pages for a in page["Accounts"] if a["Status"] == "ACTIVE"]
+        arns += [f"arn:aws:iam::{i}:role/{role_name}" for i in ids if i not in accounts]
+    for arn in arns:
+        accounts[arn.split(":")[4]] = Clients(profile=profile, role_arn=arn)
+    return accounts
+
+
+def _scan_regions(flags: list[str] | None, clients: Clients) -> list[str]:
+    if flags:
+        return flags
+    region = clients.default_region() or "us-east-1"
+    with translated("ec2:DescribeRegions", "the account"):
+        found = clients.client("ec2", region).describe_regions()["Regions"]
+    return sorted(r["RegionName"] for r in found)
+
+
+@app.command()
+def audit(
+    region: Regions = None,
+    profile: Profile = None,
+    role_arn: RoleArns = None,
+    organization: Organization = False,
+    role_name: RoleName = "OrganizationAccountAccessRole",
+    package: Annotated[
+        str | None,
+        typer.Option(help='Functions shipping a matching distribution: "urllib3<2.2.2".'),
+    ] = None,
+    fail_on: Annotated[
+        str | None, typer.Option(help="Exit 7 when found: outdated,deleted,oversize (any of).")
+    ] = None,
+    registry_path: RegistryPath = None,
+    as_json: AsJson = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="Print every reference as CSV.")] = False,
+) -> None:
+    """Which functions, in which regions and accounts, use which layer versions."""
+    gates = {g.strip() for g in (fail_on or "").split(",") if g.strip()}
+    unknown = gates - {"outdated", "deleted", "oversize"}
+    if unknown:
+        raise UserError(
+            f"--fail-on: unknown {', '.join(sorted(unknown))}; use outdated, deleted, oversize."
+        )
+    accounts = _accounts(profile, role_arn, organization, role_name)
+    regions = _scan_regions(region, next(iter(accounts.values())))
+    scans = audit_scan(accounts, regions)
+    zipped, unzipped, manifests = known_sizes(_registry(registry_path).versions())
+    rep = audit_report(scans, unzipped)
+    add_storage(rep, accounts, zipped)
+    if package:
+        cache_root = cache_dir(os.environ)
+        rep.matches = package_matches(rep, package, layer_contents(accounts, manifests, cache_root))
+    if as_json:
+        _print_json(rep.as_dict())
+    elif as_csv:
+        import csv
+
+        columns = ["account", "region", "function", "version", "layer", "owner",
+                   "layer_version", "status", "behind", "arn"]  # fmt: skip
+        writer = csv.DictWriter(sys.stdout, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rep.references)
+    else:
+        _render_audit(rep)
+    found = {"outdated": rep.outdated, "deleted": rep.deleted,
+             "oversize": [o for o in rep.oversize if o["over"]]}  # fmt: skip
+    failing = [gate for gate in sorted(gates) if found[gate]]
+    if failing:
+        err.print(f"audit: found {', '.join(failing)} (--fail-on)")
+        raise typer.Exit(7)
+    if rep.failures:
+        raise typer.Exit(6)
+
+
+def _render_audit(rep: AuditReport) -> None:
+    from rich.table import Table
+
+    usage: dict[str, list[str]] = {}
+    for r in rep.references:
+        usage.setdefault(r["arn"], []).append(f"{r['function']}:{r['version']} ({r['region']})")
+    table = Table("layer version", "status", "functions")
+    status = {r["arn"]: r["status"] for r in rep.references}
+    for arn, functions in sorted(usage.items()):
+        shown = ", ".join(functions[:5]) + (
+            f" … +{len(functions) - 5}" if len(functions) > 5 else ""
+        )
+        table.add_row(arn, status[arn], f"{len(functions)}: {shown}")
+    out.print(table)
+    sections = [
+        ("outdated", [f"{r['function']}:{r['version']} ({r['account']} {r['region']}) uses "
+                      f"{r['layer']}:{r['layer_version']}, {r['behind']} behind {r['latest']}"
+                      for r in rep.outdated]),
+        ("deleted versions still in use", [f"{r['function']}:{r['version']} ({r['region']}) "
+                                           f"uses {r['arn']}" for r in rep.deleted]),
+        ("unused versions", [f"{r['arn']} ({mib(r.get('size', 0))})" for r in rep.unused]),
+        ("other accounts' layers", [f"{owner}: {len(arns)} layer versions"
+                                    for owner, arns in rep.foreign.items()]),
+        ("at or near the 5-layer limit", [f"{r['function']} ({r['region']}): {r['layers']}"
+                                          for r in rep.layer_limit]),
+        ("at or near 250 MiB unzipped", [f"{r['function']} ({r['region']}): layers "
+                                         f"{mib(r['layers_unzipped'])}; {r['note']}"
+                                         for r in rep.oversize]),
+        ("could not scan", [f"{r['account']} {r['region']}: {r['error']}" for r in rep.failures]),
+        ("package matches", [f"{r['function']}:{r['version']} ({r['region']}) via {r['arn']}: "
+                             f"{r['package']} {r['package_version']}" for r in rep.matches]),
+    ]  # fmt: skip
+    for title, lines in sections:
+        if lines:
+            out.print(f"[bold]{title}[/] ({len(lines)})")
+            for line in lines:
+                out.print(f"  {line}", markup=False, highlight=False)
+    freed = sum(r.get("size", 0) for r in rep.unused)
+    out.print(f"unused versions take {mib(freed)} of code storage")
+
+
+@app.command()
+def rollout(
+    layer: Annotated[str, typer.Argument(help="The layer name (in the scanned accounts).")],
+    to: Annotated[int | None, typer.Option("--to", help="Version (default: the latest).")] = None,
+    region: Regions = None,
+    profile: Profile = None,
+    role_arn: RoleArns = None,
+    only: Annotated[list[str] | None, typer.Option(help="Only these functions.")] = None,
+    exclude: Annotated[list[str] | None, typer.Option(help="Not these functions.")] = None,
+    parallel: Annotated[int, typer.Option(help="Functions updated at once.")] = 1,
+    dry_run: Annotated[bool, typer.Option(help="Show the plan; change nothing.")] = False,
+    as_json: AsJson = False,
+) -> None:
+    """Move functions on an older version of a layer to a newer one, keeping the rest."""
+    accounts = _accounts(profile, role_arn, False, "")
+    regions = _scan_regions(region, next(iter(accounts.values())))
+    scans = audit_scan(accounts, regions)
+    updates = plan_rollout(scans, layer, to, set(only or ()), set(exclude or ()))
+    results: list[dict[str, Any]] = (
+        [{"account": u.account, "region": u.region, "function": u.function,
+          "layers": list(u.new_layers), "status": "planned"} for u in updates]
+        if dry_run else apply_rollout(updates, accounts, parallel)
+    )  # fmt: skip
+    if as_json:
+        _print_json(results)
+    else:
+        for r in results:
+            out.print(f"{r['status']}: {r['function']} ({r['region']}) -> "
+                      f"{', '.join(r['layers'])}{'; ' + r['error'] if r.get('error') else ''}",
+                      markup=False, highlight=False)  # fmt: skip
+        if not results:
+            out.print(f"no function uses an older version of {layer}")
+    if any(r["status"] == "failed" for r in results):
+        raise typer.Exit(6)
+
+
+@app.command()
+def prune(
+    layer: Annotated[str, typer.Argument(help="The layer name.")],
+    keep: Annotated[int, typer.Option(help="Never delete the newest N versions.")] = 3,
+    region: Regions = None,
+    profile: Profile = None,
+    role_arn: RoleArns = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Delete; without it, only show.")] = False,
+    registry_path: RegistryPath = None,
+    as_json: AsJson = False,
+) -> None:
+    """Delete old versions of a layer that no scanned function version references."""
+    accounts = _accounts(profile, role_arn, False, "")
+    regions = _scan_regions(region, next(iter(accounts.values())))
+    scans = audit_scan(accounts, regions)
+    rows = prune_candidates(scans, layer, keep)
+    zipped, _, _ = known_sizes(_registry(registry_path).versions())
+    storage = AuditReport([], [], [], rows, {}, [], [], [])
+    add_storage(storage, accounts, zipped)
+    if yes:
+        apply_prune(rows, accounts)
+    freed = sum(r["size"] for r in rows)
+    if as_json:
+        _print_json({"deleted" if yes else "would_delete": rows, "bytes_freed": freed})
+        return
+    for r in rows:
+        out.print(f"{'deleted' if yes else 'would delete'}: {r['arn']} ({mib(r['size'])})")
+    verb = "freed" if yes else "would free (run with --yes to delete)"
+    out.print(f"{len(rows)} versions, {mib(freed)} of code storage {verb}")
 
 
 @app.command()

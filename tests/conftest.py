@@ -2,12 +2,15 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from moto.server import ThreadedMotoServer
 
 REPO = Path(__file__).resolve().parent.parent
 RECIPES = REPO / "recipes"
@@ -66,3 +69,28 @@ def write_recipe(project: Path, name: str, text: str) -> Path:
     path = project / "recipes" / f"{name}.toml"
     path.write_text(text)
     return path
+
+
+@pytest.fixture(scope="session")
+def moto_url() -> Iterator[str]:
+    """A real moto server over HTTP on a free loopback port, for the whole session."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def aws(moto_url: str, project: Path) -> dict[str, str]:
+    """The environment of a CI job: fake credentials, moto's endpoint, a fresh account."""
+    urllib.request.urlopen(urllib.request.Request(f"{moto_url}/moto-api/reset", method="POST"))
+    return {
+        "AWS_ENDPOINT_URL": moto_url,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "eu-west-1",
+        "LAYERKIT_REGISTRY": str(project / "registry.sqlite"),
+    }

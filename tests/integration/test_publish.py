@@ -6,19 +6,15 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
-import urllib.request
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 from botocore.stub import Stubber
-from moto.server import ThreadedMotoServer
 
 from layerkit.aws import AWSError, Clients, translated
 from layerkit.errors import QuotaError
@@ -26,30 +22,6 @@ from layerkit.publish import Layer, _check_account, _find_existing, sync
 from tests.conftest import layerkit, write_recipe
 
 REGIONS = ["eu-west-1", "us-east-1"]
-
-
-@pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
-
-
-@pytest.fixture
-def aws(moto_url: str, project: Path) -> dict[str, str]:
-    """The environment of a CI job: fake credentials, moto's endpoint, a fresh account."""
-    urllib.request.urlopen(urllib.request.Request(f"{moto_url}/moto-api/reset", method="POST"))
-    return {
-        "AWS_ENDPOINT_URL": moto_url,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "eu-west-1",
-        "LAYERKIT_REGISTRY": str(project / "registry.sqlite"),
-    }
 
 
 def client(service: str, region: str, env: dict[str, str]) -> Any:

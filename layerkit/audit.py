@@ -1,0 +1,395 @@
+"""`layerkit audit`, `rollout` and `prune`: which functions use which layer versions.
+
+A scan reads, per account and region, every function configuration with one paginated
+`ListFunctions(FunctionVersion=ALL)` (each published version included, with its Layers)
+and the account's own layers with `ListLayers`/`ListLayerVersions`: no call per
+function. Accounts and regions are scanned concurrently, with a bound; one that fails
+is reported and the rest go on. The report is a pure function of the scans.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import time
+import zipfile
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from email.parser import HeaderParser
+from pathlib import Path
+from typing import Any
+
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+from layerkit.aws import AWSError, Clients, translated
+from layerkit.errors import LayerkitError, UserError
+from layerkit.quota import UNZIPPED_LIMIT, WARN_FRACTION
+from layerkit.registry import Version
+
+log = logging.getLogger("layerkit")
+
+LAYERS_PER_FUNCTION = 5
+MAX_WORKERS = 8
+
+
+def parse_arn(arn: str) -> tuple[str, str, str, int]:
+    """(region, account, layer name, version) of a layer version ARN."""
+    parts = arn.split(":")
+    if len(parts) != 8 or parts[5] != "layer":
+        raise UserError(f"{arn!r} is not a layer version ARN.")
+    return parts[3], parts[4], parts[6], int(parts[7])
+
+
+@dataclass(frozen=True)
+class FunctionVersion:
+    account: str
+    region: str
+    name: str
+    version: str  # $LATEST or a published number
+    layers: tuple[str, ...]  # layer version ARNs, in order
+    code_size: int  # zipped
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}:{self.version}"
+
+
+@dataclass
+class Scan:
+    account: str
+    region: str
+    functions: list[FunctionVersion] = field(default_factory=list)
+    layers: dict[str, list[int]] = field(default_factory=dict)  # own layer -> versions
+    error: str | None = None
+
+
+def scan_region(clients: Clients, account: str, region: str) -> Scan:
+    scan = Scan(account, region)
+    lam = clients.client("lambda", region)
+    try:
+        with translated("lambda:ListFunctions", f"{account} {region}"):
+            for page in lam.get_paginator("list_functions").paginate(FunctionVersion="ALL"):
+                for f in page.get("Functions", []):
+                    scan.functions.append(
+                        FunctionVersion(
+                            account,
+                            region,
+                            str(f["FunctionName"]),
+                            str(f.get("Version", "$LATEST")),
+                            tuple(str(layer["Arn"]) for layer in f.get("Layers", [])),
+                            int(f.get("CodeSize", 0)),
+                        )
+                    )
+        with translated("lambda:ListLayers", f"{account} {region}"):
+            names = [
+                str(layer["LayerName"])
+                for page in lam.get_paginator("list_layers").paginate()
+                for layer in page.get("Layers", [])
+            ]
+        for name in names:
+            with translated("lambda:ListLayerVersions", f"{name} in {account} {region}"):
+                scan.layers[name] = sorted(
+                    int(v["Version"])
+                    for page in lam.get_paginator("list_layer_versions").paginate(LayerName=name)
+                    for v in page.get("LayerVersions", [])
+                )
+    except LayerkitError as exc:
+        scan.error = str(exc)
+    return scan
+
+
+def scan(accounts: dict[str, Clients], regions: list[str]) -> list[Scan]:
+    jobs = [
+        (account, clients, region) for account, clients in accounts.items() for region in regions
+    ]
+    with ThreadPoolExecutor(max_workers=min(MAX_WORKERS, max(1, len(jobs)))) as pool:
+        return list(pool.map(lambda job: scan_region(job[1], job[0], job[2]), jobs))
+
+
+@dataclass
+class Report:
+    references: list[dict[str, Any]]
+    outdated: list[dict[str, Any]]
+    deleted: list[dict[str, Any]]
+    unused: list[dict[str, Any]]
+    foreign: dict[str, list[str]]
+    layer_limit: list[dict[str, Any]]
+    oversize: list[dict[str, Any]]
+    failures: list[dict[str, str]]
+    matches: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def report(scans: list[Scan], unzipped: dict[str, int]) -> Report:
+    """Everything the audit tells, from the scans alone. `unzipped`: layer version ARN ->
+    unzipped bytes, known from layerkit's manifests (others are reported as unknown)."""
+    own = {
+        (s.account, s.region, name): versions for s in scans for name, versions in s.layers.items()
+    }
+    scanned_accounts = {s.account for s in scans if s.error is None}
+    references, outdated, deleted = [], [], []
+    foreign: dict[str, set[str]] = {}
+    used: set[str] = set()
+    layer_limit, oversize = [], []
+    for s in scans:
+        for fn in s.functions:
+            for arn in fn.layers:
+                region, owner, name, number = parse_arn(arn)
+                used.add(arn)
+                row = {
+                    "account": fn.account, "region": fn.region, "function": fn.name,
+                    "version": fn.version, "layer": name, "owner": owner,
+                    "layer_version": number, "arn": arn, "status": "current", "behind": 0,
+                }  # fmt: skip
+                versions = own.get((owner, region, name))
+                if owner not in scanned_accounts:
+                    row["status"] = "foreign"
+                    foreign.setdefault(owner, set()).add(arn)
+                elif versions is None or number not in versions:
+                    row["status"] = "deleted"
+                    deleted.append(row)
+                elif number < max(versions):
+                    row["status"], row["behind"] = "outdated", max(versions) - number
+                    row["latest"] = max(versions)
+                    outdated.append(row)
+                references.append(row)
+            entry = {"account": fn.account, "region": fn.region, "function": fn.label}
+            if len(fn.layers) >= LAYERS_PER_FUNCTION - 1:
+                layer_limit.append({**entry, "layers": len(fn.layers)})
+            known = [unzipped[a] for a in fn.layers if a in unzipped]
+            unknown = [a for a in fn.layers if a not in unzipped]
+            total = sum(known)
+            if total >= WARN_FRACTION * UNZIPPED_LIMIT:
+                oversize.append(
+                    {**entry, "layers_unzipped": total, "over": total >= UNZIPPED_LIMIT,
+                     "unknown_layers": unknown,
+                     "note": "the function's own unzipped code is not known from the API"}
+                )  # fmt: skip
+    unused = [
+        {"account": account, "region": region, "layer": name, "version": v,
+         "arn": f"arn:aws:lambda:{region}:{account}:layer:{name}:{v}"}
+        for (account, region, name), versions in sorted(own.items())
+        for v in versions
+        if f"arn:aws:lambda:{region}:{account}:layer:{name}:{v}" not in used
+    ]  # fmt: skip
+    failures = [
+        {"account": s.account, "region": s.region, "error": s.error} for s in scans if s.error
+    ]
+    return Report(
+        references, outdated, deleted, unused,
+        {owner: sorted(arns) for owner, arns in sorted(foreign.items())},
+        layer_limit, oversize, failures,
+    )  # fmt: skip
+
+
+def add_storage(rep: Report, accounts: dict[str, Clients], sizes: dict[str, int]) -> None:
+    """The code storage each unused version takes: from the registry, else GetLayerVersion."""
+    for row in rep.unused:
+        if row["arn"] in sizes:
+            row["size"] = sizes[row["arn"]]
+            continue
+        lam = accounts[row["account"]].client("lambda", row["region"])
+        with translated("lambda:GetLayerVersion", row["arn"]):
+            content = lam.get_layer_version(LayerName=row["layer"], VersionNumber=row["version"])
+        row["size"] = int(content["Content"].get("CodeSize", 0))
+
+
+def distributions_of(zip_bytes: bytes) -> list[tuple[str, str]]:
+    """(name, version) of every *.dist-info in a layer ZIP, read without extracting it."""
+    found = []
+    with zipfile.ZipFile(io.BytesIO(zip_bytes)) as layer:
+        for name in layer.namelist():
+            if name.endswith(".dist-info/METADATA") and ".." not in name.split("/"):
+                meta = HeaderParser().parsestr(layer.read(name).decode("utf-8", "replace"))
+                found.append((str(meta["Name"]), str(meta["Version"])))
+    return found
+
+
+def package_matches(
+    rep: Report,
+    requirement: str,
+    contents: Callable[[str], list[tuple[str, str]] | None],
+) -> list[dict[str, Any]]:
+    """References whose layer ships a distribution matching e.g. "urllib3<2.2.2"."""
+    wanted = Requirement(requirement)
+    key = canonicalize_name(wanted.name)
+    cache: dict[str, list[tuple[str, str]] | None] = {}
+    matches = []
+    for row in rep.references:
+        if row["arn"] not in cache:
+            cache[row["arn"]] = contents(row["arn"])
+        found = cache[row["arn"]]
+        if found is None:
+            continue
+        for name, version in found:
+            if canonicalize_name(name) == key and wanted.specifier.contains(
+                version, prereleases=True
+            ):
+                matches.append({**row, "package": name, "package_version": version})
+    return matches
+
+
+def layer_contents(
+    accounts: dict[str, Clients], manifests: dict[str, dict[str, Any]], cache_root: Path
+) -> Callable[[str], list[tuple[str, str]] | None]:
+    """What a layer version ships: its manifest when layerkit built it, else its ZIP,
+    downloaded once and kept by CodeSha256."""
+    import urllib.request
+
+    from layerkit.manifest import distributions
+
+    any_clients = next(iter(accounts.values()))
+
+    def contents(arn: str) -> list[tuple[str, str]] | None:
+        if arn in manifests:
+            return [(d["name"], d["version"]) for d in distributions(manifests[arn]).values()]
+        region, owner, _, _ = parse_arn(arn)
+        lam = (accounts.get(owner) or any_clients).client("lambda", region)
+        try:
+            with translated("lambda:GetLayerVersion", arn):
+                content = lam.get_layer_version_by_arn(Arn=arn)["Content"]
+        except AWSError as exc:
+            log.warning("cannot read %s: %s", arn, exc)
+            return None
+        cached = cache_root / "layers" / f"{str(content['CodeSha256']).replace('/', '_')}.zip"
+        if not cached.exists():
+            location = str(content.get("Location", ""))
+            if not location.startswith(("https://", "http://")):
+                log.warning("cannot download %s (no URL from Lambda)", arn)
+                return None
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            with urllib.request.urlopen(location, timeout=120) as reply:
+                cached.write_bytes(reply.read())
+        return distributions_of(cached.read_bytes())
+
+    return contents
+
+
+# Rollout
+
+
+@dataclass(frozen=True)
+class Update:
+    account: str
+    region: str
+    function: str
+    old_layers: tuple[str, ...]
+    new_layers: tuple[str, ...]
+
+
+def plan_rollout(
+    scans: list[Scan], layer: str, to_version: int | None, only: set[str], exclude: set[str]
+) -> list[Update]:
+    """$LATEST functions on an older version of the layer; published versions are immutable."""
+    updates = []
+    for s in scans:
+        target = to_version or max(s.layers.get(layer, [0]) or [0])
+        if not target:
+            continue
+        for fn in s.functions:
+            if fn.version != "$LATEST" or (only and fn.name not in only) or fn.name in exclude:
+                continue
+            new = []
+            for arn in fn.layers:
+                region, owner, name, number = parse_arn(arn)
+                if name == layer and owner == s.account and number < target:
+                    arn = f"arn:aws:lambda:{region}:{owner}:layer:{name}:{target}"
+                new.append(arn)
+            if tuple(new) != fn.layers:
+                updates.append(Update(s.account, s.region, fn.name, fn.layers, tuple(new)))
+    return updates
+
+
+def apply_rollout(
+    updates: list[Update],
+    accounts: dict[str, Clients],
+    parallel: int = 1,
+    sleep: Callable[[float], None] = time.sleep,
+    timeout: float = 300,
+) -> list[dict[str, Any]]:
+    """Update each function, keeping every other layer and the order, and wait for it."""
+
+    def one(update: Update) -> dict[str, Any]:
+        lam = accounts[update.account].client("lambda", update.region)
+        result = {"account": update.account, "region": update.region, "function": update.function,
+                  "layers": list(update.new_layers)}  # fmt: skip
+        try:
+            with translated("lambda:UpdateFunctionConfiguration", update.function):
+                lam.update_function_configuration(
+                    FunctionName=update.function, Layers=list(update.new_layers)
+                )
+            deadline = time.monotonic() + timeout
+            while True:
+                with translated("lambda:GetFunctionConfiguration", update.function):
+                    config = lam.get_function_configuration(FunctionName=update.function)
+                status = config.get("LastUpdateStatus", "Successful")
+                if status == "Successful":
+                    result["status"] = "updated"
+                    break
+                if status == "Failed" or time.monotonic() > deadline:
+                    reason = config.get("LastUpdateStatusReason", "timed out waiting")
+                    result.update(status="failed", error=f"the update {status.lower()}: {reason}")
+                    break
+                sleep(1)
+        except AWSError as exc:
+            result.update(status="failed", error=f"{exc} The function was left as it was.")
+        return result
+
+    with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
+        return list(pool.map(one, updates))
+
+
+# Prune
+
+
+def plan_prune(versions: list[int], referenced: set[int], keep: int) -> list[int]:
+    """Versions safe to delete: never one of the newest `keep`, never a referenced one."""
+    newest = set(sorted(versions, reverse=True)[:keep])
+    return sorted(v for v in versions if v not in newest and v not in referenced)
+
+
+def prune_candidates(scans: list[Scan], layer: str, keep: int) -> list[dict[str, Any]]:
+    """What `prune` would delete. Refused when any scan failed: an account or region that
+    could not be read may hold the only reference to a version."""
+    failed = [f"{s.account} {s.region}" for s in scans if s.error]
+    if failed:
+        raise UserError(
+            f"Cannot prune {layer}: {', '.join(failed)} could not be scanned, and a function "
+            "there may use any version. Fix access, or scan fewer regions (--region)."
+        )
+    # A version is referenced by its ARN, from any scanned account or region.
+    used = {arn for s in scans for fn in s.functions for arn in fn.layers}
+    rows = []
+    for s in scans:
+        versions = s.layers.get(layer, [])
+        prefix = f"arn:aws:lambda:{s.region}:{s.account}:layer:{layer}:"
+        referenced = {v for v in versions if f"{prefix}{v}" in used}
+        for v in plan_prune(versions, referenced, keep):
+            rows.append({"account": s.account, "region": s.region, "layer": layer,
+                         "version": v, "arn": f"{prefix}{v}"})  # fmt: skip
+    return rows
+
+
+def apply_prune(rows: list[dict[str, Any]], accounts: dict[str, Clients]) -> None:
+    for row in rows:
+        lam = accounts[row["account"]].client("lambda", row["region"])
+        with translated("lambda:DeleteLayerVersion", row["arn"]):
+            lam.delete_layer_version(LayerName=row["layer"], VersionNumber=row["version"])
+
+
+def known_sizes(
+    versions: list[Version],
+) -> tuple[dict[str, int], dict[str, int], dict[str, dict[str, Any]]]:
+    """From the registry: zipped size, unzipped size and manifest per layer version ARN."""
+    zipped = {v.arn: v.size for v in versions if v.size is not None}
+    unzipped = {
+        v.arn: int(v.manifest["unzipped_bytes"])
+        for v in versions
+        if v.manifest and "unzipped_bytes" in v.manifest
+    }
+    manifests = {v.arn: v.manifest for v in versions if v.manifest}
+    return zipped, unzipped, manifests
