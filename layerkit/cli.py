@@ -629,7 +629,11 @@ def audit(
         cache_root = cache_dir(os.environ)
         rep.matches = package_matches(rep, package, layer_contents(accounts, manifests, cache_root))
     if as_json:
-        _print_json(rep.as_dict())
+        calls: dict[str, int] = {}
+        for clients in accounts.values():
+            for name, count in clients.calls.items():
+                calls[name] = calls.get(name, 0) + count
+        _print_json({**rep.as_dict(), "api_calls": calls})
     elif as_csv:
         import csv
 

@@ -360,3 +360,139 @@ def test_functions_near_the_layer_and_size_limits_are_reported() -> None:
     [over] = rep.oversize
     assert over["over"] and over["layers_unzipped"] == 270_000_000
     assert over["unknown_layers"] == list(arns[2:])
+
+
+def test_the_package_view_finds_functions_shipping_a_distribution(
+    project: Path, aws: dict[str, str]
+) -> None:
+    recipe = (
+        '[layer]\nname = "http"\nruntimes = ["python3.12"]\narchitectures = ["x86_64"]\n'
+        '[python]\nrequirements = ["urllib3==2.2.1"]\n[publish]\nregions = ["eu-west-1"]\n'
+    )
+    (project / "recipes" / "http.toml").write_text(recipe)
+    layerkit("lock", "http", cwd=project)
+    published = json.loads(layerkit("publish", "http", "--json", cwd=project, env=aws).stdout)
+    [outcome] = published["outcomes"]
+    client = lam(aws, "eu-west-1")
+    iam = session(aws).client("iam", region_name="eu-west-1", endpoint_url=aws["AWS_ENDPOINT_URL"])
+    execution = iam.create_role(RoleName="exec", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    for name, layers in (("uses-http", [outcome["arn"]]), ("plain", [])):
+        client.create_function(
+            FunctionName=name, Runtime="python3.12", Role=execution, Handler="handler.handle",
+            Code={"ZipFile": code()}, Layers=layers,
+        )  # fmt: skip
+    found = json.loads(
+        layerkit(
+            "audit", "--region", "eu-west-1", "--package", "urllib3<2.2.2", "--json",
+            cwd=project, env=aws,
+        ).stdout
+    )  # fmt: skip
+    assert [(m["function"], m["package"], m["package_version"]) for m in found["matches"]] == [
+        ("uses-http", "urllib3", "2.2.1")
+    ]
+    newer = json.loads(
+        layerkit(
+            "audit", "--region", "eu-west-1", "--package", "urllib3>=2.3", "--json",
+            cwd=project, env=aws,
+        ).stdout
+    )  # fmt: skip
+    assert newer["matches"] == []
+
+
+def test_another_accounts_layer_is_read_once_from_its_zip(tmp_path: Path) -> None:
+    import http.server
+    import threading
+
+    from layerkit.audit import layer_contents, package_matches
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zipped:
+        zipped.writestr(
+            "python/urllib3-1.26.5.dist-info/METADATA", "Name: urllib3\nVersion: 1.26.5\n"
+        )
+    served: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            served.append(self.path)
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(buffer.getvalue())
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    arn = "arn:aws:lambda:eu-west-1:999999999999:layer:vendor:3"
+    functions = [
+        FunctionVersion(ACCOUNT, "eu-west-1", f"f{i}", "$LATEST", (arn,), 1) for i in range(3)
+    ]
+    rep = report([Scan(ACCOUNT, "eu-west-1", functions, {})], {})
+    clients = Clients()
+    with Stubber(clients.client("lambda", "eu-west-1")) as stub:
+        stub.add_response(
+            "get_layer_version_by_arn",
+            {"Content": {"CodeSha256": "abc=", "CodeSize": 10,
+                         "Location": f"http://127.0.0.1:{server.server_port}/layer.zip"}},
+            {"Arn": arn},
+        )  # fmt: skip
+        contents = layer_contents({ACCOUNT: clients}, {}, tmp_path)
+        matches = package_matches(rep, "urllib3<2", contents)
+    server.shutdown()
+    assert [m["function"] for m in matches] == ["f0", "f1", "f2"]
+    assert served == ["/layer.zip"]  # one download for three functions
+    assert list((tmp_path / "layers").iterdir())  # cached by CodeSha256 for the next audit
+
+
+def test_organization_scans_every_member_account(project: Path, aws: dict[str, str]) -> None:
+    orgs = session(aws).client(
+        "organizations", region_name="us-east-1", endpoint_url=aws["AWS_ENDPOINT_URL"]
+    )
+    orgs.create_organization(FeatureSet="ALL")
+    status = orgs.create_account(AccountName="team", Email="team@example.com")
+    member = status["CreateAccountStatus"]["AccountId"]
+    role = f"arn:aws:iam::{member}:role/OrganizationAccountAccessRole"
+    client = lam(aws, "eu-west-1", role)
+    iam = session(aws, role).client(
+        "iam", region_name="eu-west-1", endpoint_url=aws["AWS_ENDPOINT_URL"]
+    )
+    execution = iam.create_role(RoleName="exec", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    layer = client.publish_layer_version(LayerName="m", Content={"ZipFile": layer_zip("m")})
+    client.create_function(
+        FunctionName="member-fn", Runtime="python3.12", Role=execution, Handler="handler.handle",
+        Code={"ZipFile": code()}, Layers=[layer["LayerVersionArn"]],
+    )  # fmt: skip
+    rep = json.loads(
+        layerkit(
+            "audit", "--organization", "--region", "eu-west-1", "--json", cwd=project, env=aws
+        ).stdout
+    )
+    assert [(r["account"], r["function"]) for r in rep["references"]] == [(member, "member-fn")]
+    assert rep["failures"] == []
+
+
+def test_regions_and_accounts_are_scanned_at_the_same_time() -> None:
+    import threading
+
+    from layerkit.audit import scan
+
+    regions = ["eu-west-1", "us-east-1", "ap-southeast-2"]
+    # Every region's first call waits here until all three are in flight: a scan that
+    # went region by region would never get past it.
+    barrier = threading.Barrier(len(regions), timeout=10)
+    clients = Clients()
+    stubs = []
+    for region in regions:
+        client = clients.client("lambda", region)
+        client.meta.events.register(
+            "before-parameter-build.lambda.ListFunctions", lambda **_: barrier.wait() and None
+        )
+        stub = Stubber(client)
+        stub.add_response("list_functions", {"Functions": []}, {"FunctionVersion": "ALL"})
+        stub.add_response("list_layers", {"Layers": []}, {})
+        stub.activate()
+        stubs.append(stub)
+    scans = scan({ACCOUNT: clients}, regions)
+    assert [s.error for s in scans] == [None, None, None]
+    assert not barrier.broken
