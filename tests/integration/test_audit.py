@@ -496,3 +496,41 @@ def test_regions_and_accounts_are_scanned_at_the_same_time() -> None:
     scans = scan({ACCOUNT: clients}, regions)
     assert [s.error for s in scans] == [None, None, None]
     assert not barrier.broken
+
+
+def test_a_failed_update_is_reported_and_the_rest_go_on() -> None:
+    from layerkit.audit import Update, apply_rollout
+
+    old = ("arn:aws:lambda:eu-west-1:123456789012:layer:base:1",)
+    new = ("arn:aws:lambda:eu-west-1:123456789012:layer:base:4",)
+    updates = [Update(ACCOUNT, "eu-west-1", name, old, new) for name in ("a", "b", "c")]
+    clients = Clients()
+    waits: list[float] = []
+    with Stubber(clients.client("lambda", "eu-west-1")) as stub:
+        stub.add_client_error(
+            "update_function_configuration",
+            service_error_code="InvalidParameterValueException",
+            service_message="Layer conflict",
+        )
+        stub.add_response(
+            "update_function_configuration", {}, {"FunctionName": "b", "Layers": list(new)}
+        )
+        stub.add_response(
+            "get_function_configuration", {"LastUpdateStatus": "InProgress"}, {"FunctionName": "b"}
+        )
+        stub.add_response(
+            "get_function_configuration", {"LastUpdateStatus": "Successful"}, {"FunctionName": "b"}
+        )
+        stub.add_response(
+            "update_function_configuration", {}, {"FunctionName": "c", "Layers": list(new)}
+        )
+        stub.add_response(
+            "get_function_configuration",
+            {"LastUpdateStatus": "Failed", "LastUpdateStatusReason": "EniLimitExceeded"},
+            {"FunctionName": "c"},
+        )
+        results = apply_rollout(updates, {ACCOUNT: clients}, sleep=waits.append)
+    assert [r["status"] for r in results] == ["failed", "updated", "failed"]
+    assert "Layer conflict" in results[0]["error"] and "left as it was" in results[0]["error"]
+    assert "EniLimitExceeded" in results[2]["error"]
+    assert waits == [1]  # b was waited for until its update finished
