@@ -13,7 +13,6 @@ import argparse
 import io
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -24,8 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-from build_speed import OUT, clean_env, fresh
-from moto.server import ThreadedMotoServer
+from build_speed import OUT, clean_env, fresh, moto_server
 
 REGIONS = ["eu-west-1", "us-east-1", "ap-southeast-2"]
 
@@ -96,13 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--functions", type=int, default=5000)
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args(argv)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    try:
+    with moto_server() as endpoint:
         started = time.perf_counter()
         make_fleet(endpoint, args.functions)
         print(f"fleet of {args.functions} functions made in {time.perf_counter() - started:.0f} s",
@@ -129,8 +121,6 @@ def main(argv: list[str] | None = None) -> int:
             region: statistics.median(audit([region])[0] for _ in range(3)) for region in REGIONS
         }
         naive = [naive_script(endpoint) for _ in range(args.runs)]
-    finally:
-        server.stop()
 
     times = [t for t, _ in ours]
     report = ours[-1][1]

@@ -17,12 +17,15 @@ import argparse
 import json
 import os
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from uv import find_uv_bin
@@ -47,6 +50,22 @@ def clean_env(**extra: str) -> dict[str, str]:
     if cert:  # this machine intercepts TLS; pip reads PIP_CERT, not SSL_CERT_FILE
         env["PIP_CERT"] = cert
     return env
+
+
+@contextmanager
+def moto_server() -> Iterator[str]:
+    """A moto server over HTTP on a free loopback port; yields its endpoint URL."""
+    from moto.server import ThreadedMotoServer
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
 
 
 def timed(command: list[str], cwd: Path, env: dict[str, str]) -> float:

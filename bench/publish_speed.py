@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -20,8 +19,7 @@ import time
 from pathlib import Path
 
 import boto3
-from build_speed import OUT, clean_env, fresh
-from moto.server import ThreadedMotoServer
+from build_speed import OUT, clean_env, fresh, moto_server
 
 REGIONS = ["eu-west-1", "us-east-1", "ap-southeast-2"]
 RECIPE = """\
@@ -41,18 +39,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args(argv)
     (OUT / "trash").mkdir(parents=True, exist_ok=True)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    aws = {
-        "AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing", "AWS_CONFIG_FILE": os.devnull,
-        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-    }  # fmt: skip
-    try:
+    with moto_server() as endpoint:
+        aws = {
+            "AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing", "AWS_CONFIG_FILE": os.devnull,
+            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        }  # fmt: skip
         project = fresh("publish-project")
         (project / "recipes").mkdir()
         (project / "recipes" / "http-client.toml").write_text(RECIPE)
@@ -94,8 +86,6 @@ def main(argv: list[str] | None = None) -> int:
             ).list_layer_versions(LayerName=name)["LayerVersions"])
             for name in ("http-client", "naive")
         }  # fmt: skip
-    finally:
-        server.stop()
 
     results = {"layerkit": ours, "naive": naive, "calls": calls, "versions": left,
                "zip_bytes": zip_path.stat().st_size}  # fmt: skip

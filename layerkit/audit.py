@@ -23,7 +23,7 @@ from typing import Any
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from layerkit.aws import AWSError, Clients, translated
+from layerkit.aws import AWSError, Clients, layer_versions, translated
 from layerkit.errors import LayerkitError, UserError
 from layerkit.quota import UNZIPPED_LIMIT, WARN_FRACTION
 from layerkit.registry import Version
@@ -82,19 +82,8 @@ def scan_region(clients: Clients, account: str, region: str) -> Scan:
                             int(f.get("CodeSize", 0)),
                         )
                     )
-        with translated("lambda:ListLayers", f"{account} {region}"):
-            names = [
-                str(layer["LayerName"])
-                for page in lam.get_paginator("list_layers").paginate()
-                for layer in page.get("Layers", [])
-            ]
-        for name in names:
-            with translated("lambda:ListLayerVersions", f"{name} in {account} {region}"):
-                scan.layers[name] = sorted(
-                    int(v["Version"])
-                    for page in lam.get_paginator("list_layer_versions").paginate(LayerName=name)
-                    for v in page.get("LayerVersions", [])
-                )
+        for name, versions in layer_versions(lam, f"{account} {region}").items():
+            scan.layers[name] = sorted(int(v["Version"]) for v in versions)
     except LayerkitError as exc:
         scan.error = str(exc)
     return scan
@@ -106,6 +95,36 @@ def scan(accounts: dict[str, Clients], regions: list[str]) -> list[Scan]:
     ]
     with ThreadPoolExecutor(max_workers=min(MAX_WORKERS, max(1, len(jobs)))) as pool:
         return list(pool.map(lambda job: scan_region(job[1], job[0], job[2]), jobs))
+
+
+def accounts_to_scan(
+    profile: str | None, role_arns: list[str] | None, organization: bool, role_name: str
+) -> dict[str, Clients]:
+    """Account ID -> its clients: the current credentials' account, the accounts of the
+    given roles, and with `organization` every active account of the AWS Organization,
+    through `role_name`."""
+    base = Clients(profile=profile)
+    accounts = {base.account(): base}
+    arns = list(role_arns or [])
+    if organization:
+        region = base.default_region() or "us-east-1"
+        with translated("organizations:ListAccounts", "the organization"):
+            pages = base.client("organizations", region).get_paginator("list_accounts").paginate()
+            ids = [a["Id"] for page in pages for a in page["Accounts"] if a["Status"] == "ACTIVE"]
+        arns += [f"arn:aws:iam::{i}:role/{role_name}" for i in ids if i not in accounts]
+    for arn in arns:
+        accounts[arn.split(":")[4]] = Clients(profile=profile, role_arn=arn)
+    return accounts
+
+
+def regions_to_scan(flags: list[str] | None, clients: Clients) -> list[str]:
+    """The regions asked for, else every region enabled for the account."""
+    if flags:
+        return flags
+    region = clients.default_region() or "us-east-1"
+    with translated("ec2:DescribeRegions", "the account"):
+        found = clients.client("ec2", region).describe_regions()["Regions"]
+    return sorted(r["RegionName"] for r in found)
 
 
 @dataclass

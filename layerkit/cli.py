@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 from layerkit import recipe as recipes
 from layerkit.audit import Report as AuditReport
 from layerkit.audit import (
+    accounts_to_scan,
     add_storage,
     apply_prune,
     apply_rollout,
@@ -35,10 +36,11 @@ from layerkit.audit import (
     package_matches,
     plan_rollout,
     prune_candidates,
+    regions_to_scan,
 )
 from layerkit.audit import report as audit_report
 from layerkit.audit import scan as audit_scan
-from layerkit.aws import Clients, CredentialsError, translated
+from layerkit.aws import Clients, CredentialsError
 from layerkit.build import Artifact, Context, build_recipe, lock_recipe
 from layerkit.container import DockerEngine
 from layerkit.errors import LayerkitError, UserError
@@ -568,32 +570,6 @@ Organization = Annotated[
 RoleName = Annotated[str, typer.Option(help="Role assumed in each organization account.")]
 
 
-def _accounts(
-    profile: str | None, role_arns: list[str] | None, organization: bool, role_name: str
-) -> dict[str, Clients]:
-    base = Clients(profile=profile)
-    accounts = {base.account(): base}
-    arns = list(role_arns or [])
-    if organization:
-        region = base.default_region() or "us-east-1"
-        with translated("organizations:ListAccounts", "the organization"):
-            pages = base.client("organizations", region).get_paginator("list_accounts").paginate()
-            ids = [a["Id"] for page in pages for a in page["Accounts"] if a["Status"] == "ACTIVE"]
-        arns += [f"arn:aws:iam::{i}:role/{role_name}" for i in ids if i not in accounts]
-    for arn in arns:
-        accounts[arn.split(":")[4]] = Clients(profile=profile, role_arn=arn)
-    return accounts
-
-
-def _scan_regions(flags: list[str] | None, clients: Clients) -> list[str]:
-    if flags:
-        return flags
-    region = clients.default_region() or "us-east-1"
-    with translated("ec2:DescribeRegions", "the account"):
-        found = clients.client("ec2", region).describe_regions()["Regions"]
-    return sorted(r["RegionName"] for r in found)
-
-
 @app.command()
 def audit(
     region: Regions = None,
@@ -619,8 +595,8 @@ def audit(
         raise UserError(
             f"--fail-on: unknown {', '.join(sorted(unknown))}; use outdated, deleted, oversize."
         )
-    accounts = _accounts(profile, role_arn, organization, role_name)
-    regions = _scan_regions(region, next(iter(accounts.values())))
+    accounts = accounts_to_scan(profile, role_arn, organization, role_name)
+    regions = regions_to_scan(region, next(iter(accounts.values())))
     scans = audit_scan(accounts, regions)
     zipped, unzipped, manifests = known_sizes(_registry(registry_path).versions())
     rep = audit_report(scans, unzipped)
@@ -709,8 +685,8 @@ def rollout(
     as_json: AsJson = False,
 ) -> None:
     """Move functions on an older version of a layer to a newer one, keeping the rest."""
-    accounts = _accounts(profile, role_arn, False, "")
-    regions = _scan_regions(region, next(iter(accounts.values())))
+    accounts = accounts_to_scan(profile, role_arn, False, "")
+    regions = regions_to_scan(region, next(iter(accounts.values())))
     scans = audit_scan(accounts, regions)
     updates = plan_rollout(scans, layer, to, set(only or ()), set(exclude or ()))
     results: list[dict[str, Any]] = (
@@ -743,8 +719,8 @@ def prune(
     as_json: AsJson = False,
 ) -> None:
     """Delete old versions of a layer that no scanned function version references."""
-    accounts = _accounts(profile, role_arn, False, "")
-    regions = _scan_regions(region, next(iter(accounts.values())))
+    accounts = accounts_to_scan(profile, role_arn, False, "")
+    regions = regions_to_scan(region, next(iter(accounts.values())))
     scans = audit_scan(accounts, regions)
     rows = prune_candidates(scans, layer, keep)
     zipped, _, _ = known_sizes(_registry(registry_path).versions())

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from layerkit import quota
-from layerkit.aws import AWSError, Clients, translated
+from layerkit.aws import AWSError, Clients, layer_versions, translated
 from layerkit.errors import LayerkitError, QuotaError, UserError
 from layerkit.recipe import PublishSettings
 from layerkit.registry import Version, git_commit, now, who
@@ -472,19 +472,7 @@ def sync(regions: list[str], clients: Clients, download: bool = True) -> list[Ve
     def one(region: str) -> list[Version]:
         lam = clients.client("lambda", region)
         found = []
-        with translated("lambda:ListLayers", region):
-            names = [
-                str(layer["LayerName"])
-                for page in lam.get_paginator("list_layers").paginate()
-                for layer in page.get("Layers", [])
-            ]
-        for name in names:
-            with translated("lambda:ListLayerVersions", f"{name} in {region}"):
-                listed = [
-                    v
-                    for page in lam.get_paginator("list_layer_versions").paginate(LayerName=name)
-                    for v in page.get("LayerVersions", [])
-                ]
+        for name, listed in layer_versions(lam, region).items():
             for item in listed:
                 arn, number = str(item["LayerVersionArn"]), int(item["Version"])
                 with translated("lambda:GetLayerVersion", arn):
