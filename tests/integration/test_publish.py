@@ -301,19 +301,21 @@ def test_sync_follows_every_page_of_layers(tmp_path: Path) -> None:
     with Stubber(lam) as stub:
         stub.add_response("list_layers", {"Layers": [{"LayerName": "a"}], "NextMarker": "n"}, {})
         stub.add_response("list_layers", {"Layers": [{"LayerName": "b"}]}, {"Marker": "n"})
-        for name in ("a", "b"):
+        for name in ("a", "b"):  # every layer's versions are listed first ...
             stub.add_response(
                 "list_layer_versions",
                 {"LayerVersions": [{"LayerVersionArn": f"arn:aws:lambda:eu-west-1:1:layer:{name}:1",
                                     "Version": 1, "Description": "theirs"}]},
                 {"LayerName": name},
             )  # fmt: skip
+        for name in ("a", "b"):  # ... then each version's content is read
             stub.add_response(
                 "get_layer_version",
                 {"Content": {"CodeSha256": "q83v", "CodeSize": 3, "Location": "s3://"}},
                 {"LayerName": name, "VersionNumber": 1},
             )
         found = sync(["eu-west-1"], clients)
+        stub.assert_no_pending_responses()
     assert [(v.layer, v.sha256, v.size) for v in found] == [("a", "abcdef", 3), ("b", "abcdef", 3)]
 
 
