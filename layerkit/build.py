@@ -50,7 +50,7 @@ from layerkit.targets import ELF_MACHINES, Target
 log = logging.getLogger("layerkit")
 
 # Bump when the same inputs would produce different bytes, so cached artifacts are not reused.
-BUILD_FORMAT = 1
+BUILD_FORMAT = 2
 
 Reporter = Callable[[str, str], None]
 
@@ -373,6 +373,10 @@ def _build_key(
         "format": BUILD_FORMAT,
         "layerkit": __version__,
         "layer": recipe.name,
+        # Everything the manifest holds comes from these keys: a change must rebuild.
+        "artifact": group.artifact,
+        "description": recipe.description,
+        "license": recipe.license,
         "flat": group.flat,
         "targets": {t.id: locks[t.id][1] for t in group.targets},
         "exclude": sorted(recipe.exclude),

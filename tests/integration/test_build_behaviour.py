@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import shutil
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -231,3 +232,18 @@ def test_strip_shrinks_shared_objects_and_the_layer_still_imports(
     opt = extract(project / stripped["path"], tmp_path / "opt")
     results = import_all(opt, tmp_path / "no-runtime", "yaml", "python3.12-x86_64", "3.12")
     assert results == {"_yaml": "ok", "yaml": "ok"}
+
+
+def test_a_new_description_rebuilds_the_zip_that_carries_it(project: Path) -> None:
+    write_recipe(
+        project, "small", SMALL.replace('name = "small"', 'name = "small"\ndescription = "one"')
+    )
+    [first] = build(project, "small")
+    write_recipe(
+        project, "small", SMALL.replace('name = "small"', 'name = "small"\ndescription = "two"')
+    )
+    [second] = build(project, "small")
+    assert second["status"] == "built"
+    assert second["sha256"] != first["sha256"]
+    with zipfile.ZipFile(project / second["path"]) as zipped:
+        assert json.loads(zipped.read("layerkit/small.json"))["description"] == "two"
