@@ -21,39 +21,23 @@ from rich.console import Console
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
 
-# rich's progress and table modules are imported where they are drawn: a no-op build must
-# finish in well under a second, and it draws neither a spinner nor (with --json) a table.
+# rich's progress and table, and the AWS, audit, registry and verify modules, are imported
+# by the commands that use them: a no-op build must finish in well under a second, and it
+# needs none of them.
 
+from layerkit import manifest
 from layerkit import recipe as recipes
-from layerkit.audit import Report as AuditReport
-from layerkit.audit import (
-    accounts_to_scan,
-    add_storage,
-    apply_prune,
-    apply_rollout,
-    known_sizes,
-    layer_contents,
-    package_matches,
-    plan_rollout,
-    prune_candidates,
-    regions_to_scan,
-)
-from layerkit.audit import report as audit_report
-from layerkit.audit import scan as audit_scan
-from layerkit.aws import Clients, CredentialsError
 from layerkit.build import Artifact, Context, build_recipe, lock_recipe
-from layerkit.container import DockerEngine
 from layerkit.errors import LayerkitError, UserError
-from layerkit.index import cache_dir
 from layerkit.inspection import inspect_layer
-from layerkit.manifest import diff as diff_manifests
-from layerkit.manifest import distributions
-from layerkit.manifest import read as manifest_of
-from layerkit.publish import Layer, Outcome, execute, layer_from_zip, plan, sync, versions_published
 from layerkit.quota import DIRECT_UPLOAD_LIMIT, mib
-from layerkit.recipe import PublishSettings
-from layerkit.registry import Registry, Version, default_path
-from layerkit.verify import verify
+
+if TYPE_CHECKING:
+    from layerkit.audit import Report as AuditReport
+    from layerkit.aws import Clients
+    from layerkit.publish import Layer, Outcome
+    from layerkit.recipe import PublishSettings
+    from layerkit.registry import Registry, Version
 
 app = typer.Typer(
     name="layerkit",
@@ -255,7 +239,9 @@ def build(
     if made:
         registry = _registry(registry_path)
         for a in made:
-            registry.record_build(a.recipe, a.name, a.sha256, list(a.targets), manifest_of(a.path))
+            registry.record_build(
+                a.recipe, a.name, a.sha256, list(a.targets), manifest.read(a.path)
+            )
     reports = _verify([a.path for a in artifacts], runtime_image, network, native) if verify else []
     if as_json:
         data = [a.as_dict() for a in artifacts]
@@ -307,6 +293,9 @@ Native = Annotated[
 def _verify(
     zips: list[Path], image: str | None, network: str | None, native: bool
 ) -> list[dict[str, Any]]:
+    from layerkit.container import DockerEngine
+    from layerkit.verify import verify
+
     engine = None if native else DockerEngine.connect(os.environ)
     reports = []
     for zip_path in zips:
@@ -366,12 +355,16 @@ RegistryPath = Annotated[
 
 
 def _registry(path: Path | None) -> Registry:
+    from layerkit.registry import Registry, default_path
+
     return Registry(path or default_path(os.environ))
 
 
 def _regions(
     flags: list[str] | None, recipe_regions: tuple[str, ...], clients: Clients
 ) -> list[str]:
+    from layerkit.aws import CredentialsError
+
     regions = list(flags or recipe_regions)
     if not regions:
         default = clients.default_region()
@@ -408,6 +401,10 @@ def publish(
     as_json: AsJson = False,
 ) -> None:
     """Publish a layer version in every region, only where the content is new."""
+    from layerkit.aws import Clients
+    from layerkit.publish import execute, layer_from_zip, plan, versions_published
+    from layerkit.recipe import PublishSettings
+
     clients = Clients(profile=profile)
     work: list[tuple[Layer, PublishSettings]] = []
     names = layers or []
@@ -469,6 +466,9 @@ def registry_sync(
     as_json: AsJson = False,
 ) -> None:
     """Rebuild the registry's versions from the account: every layer, every version."""
+    from layerkit.aws import Clients
+    from layerkit.publish import sync
+
     clients = Clients(profile=profile)
     found = sync(_regions(region, (), clients), clients)
     _registry(registry_path).record_versions(found)
@@ -519,6 +519,8 @@ def show(
     as_json: AsJson = False,
 ) -> None:
     """A layer version: where it is published, and what it contains."""
+    from layerkit.manifest import distributions
+
     found = _version(spec, registry_path)
     if as_json:
         _print_json([v.as_dict() for v in found])
@@ -543,6 +545,8 @@ def diff_versions(
     as_json: AsJson = False,
 ) -> None:
     """Distributions added, removed, upgraded and downgraded between two versions."""
+    from layerkit.manifest import diff as diff_manifests
+
     manifests = []
     for spec in (old, new):
         found = next((v.manifest for v in _version(spec, registry_path) if v.manifest), None)
@@ -589,6 +593,18 @@ def audit(
     as_csv: Annotated[bool, typer.Option("--csv", help="Print every reference as CSV.")] = False,
 ) -> None:
     """Which functions, in which regions and accounts, use which layer versions."""
+    from layerkit.audit import (
+        accounts_to_scan,
+        add_storage,
+        known_sizes,
+        layer_contents,
+        package_matches,
+        regions_to_scan,
+    )
+    from layerkit.audit import report as audit_report
+    from layerkit.audit import scan as audit_scan
+    from layerkit.index import cache_dir
+
     gates = {g.strip() for g in (fail_on or "").split(",") if g.strip()}
     unknown = gates - {"outdated", "deleted", "oversize"}
     if unknown:
@@ -685,6 +701,9 @@ def rollout(
     as_json: AsJson = False,
 ) -> None:
     """Move functions on an older version of a layer to a newer one, keeping the rest."""
+    from layerkit.audit import accounts_to_scan, apply_rollout, plan_rollout, regions_to_scan
+    from layerkit.audit import scan as audit_scan
+
     accounts = accounts_to_scan(profile, role_arn, False, "")
     regions = regions_to_scan(region, next(iter(accounts.values())))
     scans = audit_scan(accounts, regions)
@@ -719,6 +738,17 @@ def prune(
     as_json: AsJson = False,
 ) -> None:
     """Delete old versions of a layer that no scanned function version references."""
+    from layerkit.audit import Report as AuditReport
+    from layerkit.audit import (
+        accounts_to_scan,
+        add_storage,
+        apply_prune,
+        known_sizes,
+        prune_candidates,
+        regions_to_scan,
+    )
+    from layerkit.audit import scan as audit_scan
+
     accounts = accounts_to_scan(profile, role_arn, False, "")
     regions = regions_to_scan(region, next(iter(accounts.values())))
     scans = audit_scan(accounts, regions)

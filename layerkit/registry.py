@@ -91,6 +91,8 @@ def who() -> str:
 
 def git_commit(cwd: Path) -> str | None:
     """The commit checked out where layerkit runs, when that is a git repository."""
+    if not any((folder / ".git").exists() for folder in (cwd, *cwd.parents)):
+        return None  # not a repository: no need to start git
     try:
         result = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=False
