@@ -524,7 +524,7 @@ def _assemble(
     entries = _merge(installed)
     if recipe.slim.strip:
         entries = _strip(entries, group.targets[0])
-    _check_machines(entries, group)
+    _check_shared_objects(entries, group)
 
     generated = [(f.path, f.source.read_bytes(), f.mode) for f in files]
     built_with = {t: c.image if c else "wheels" for t, (c, _) in strategies.items()}
@@ -574,7 +574,7 @@ def _is_shared_object(path: str) -> bool:
 _GLIBC = re.compile(rb"GLIBC_2\.(\d+)")
 
 
-def _check_machines(entries: list[Entry], group: _Group) -> None:
+def _check_shared_objects(entries: list[Entry], group: _Group) -> None:
     """Every shared object must be built for the group's architecture, and what the build
     image compiled must not need a newer glibc than the runtime has: guards behind tags."""
     glibc = min(t.runtime.glibc[1] for t in group.targets)

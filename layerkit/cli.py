@@ -819,7 +819,8 @@ class _Handler(logging.Handler):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    # A CI runner stops jobs with SIGTERM: unwind as for Ctrl-C, so containers are removed.
+    # A CI runner stops jobs with SIGTERM: unwind as for Ctrl-C (typer exits 130), so that
+    # containers are removed.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     logger = logging.getLogger("layerkit")
     if not logger.handlers:
@@ -836,9 +837,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    except KeyboardInterrupt:
-        err.print("interrupted: nothing was written")
-        return 130
     return 0
 
 

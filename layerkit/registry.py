@@ -168,10 +168,3 @@ class Registry:
             )
             for r in rows
         ]
-
-    def builds(self) -> list[dict[str, Any]]:
-        with self._db() as db:
-            rows = db.execute("SELECT recipe, artifact, sha256, at, by FROM builds").fetchall()
-        return [
-            dict(zip(("recipe", "artifact", "sha256", "at", "by"), r, strict=True)) for r in rows
-        ]
