@@ -127,37 +127,40 @@ def uv_runs(lock: Path, runs: int) -> dict[str, list[float]]:
     return times
 
 
-def lambda_builders_runs(pins: str, runs: int) -> dict[str, list[float]]:
-    """What `sam build` runs without Docker: the python_pip workflow, then zip."""
+def lambda_builders(work: Path, pins: str, env: dict[str, str]) -> None:
+    """What `sam build` runs without Docker: the python_pip workflow, then zip, in `work`."""
     from aws_lambda_builders.builder import LambdaBuilder
 
-    times: dict[str, list[float]] = {"cold": [], "warm": []}
+    (work / "src").mkdir()
+    (work / "src" / "requirements.txt").write_text(pins)
     saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(env)
+    try:
+        LambdaBuilder("python", "pip", None).build(
+            str(work / "src"),
+            str(work / "artifacts" / "python"),
+            str(work / "scratch"),
+            str(work / "src" / "requirements.txt"),
+            runtime="python3.11",
+            architecture="x86_64",
+            is_building_layer=True,
+        )
+        zip_tree(work / "artifacts", work / "layer.zip")
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def lambda_builders_runs(pins: str, runs: int) -> dict[str, list[float]]:
+    times: dict[str, list[float]] = {"cold": [], "warm": []}
     for run in range(runs):
         cache = fresh(f"alb-cache-{run}")
         for kind in ("cold", "warm"):
-            work = fresh(f"alb-{kind}-{run}")
-            (work / "src").mkdir()
-            (work / "src" / "requirements.txt").write_text(pins)
             env = clean_env(PIP_CACHE_DIR=str(cache))
             env["PATH"] = f"{Path(sys.executable).parent}:{env['PATH']}"  # python3.11 for ALB
-            os.environ.clear()
-            os.environ.update(env)
             start = time.perf_counter()
-            try:
-                LambdaBuilder("python", "pip", None).build(
-                    str(work / "src"),
-                    str(work / "artifacts" / "python"),
-                    str(work / "scratch"),
-                    str(work / "src" / "requirements.txt"),
-                    runtime="python3.11",
-                    architecture="x86_64",
-                    is_building_layer=True,
-                )
-                zip_tree(work / "artifacts", work / "layer.zip")
-            finally:
-                os.environ.clear()
-                os.environ.update(saved)
+            lambda_builders(fresh(f"alb-{kind}-{run}"), pins, env)
             times[kind].append(time.perf_counter() - start)
     return times
 

@@ -18,6 +18,15 @@ from typing import Any, BinaryIO
 
 from layerkit import __version__, archive, lock, manifest, quota
 from layerkit.archive import Entry
+from layerkit.bytecode import (
+    Compiled,
+    Compiler,
+    HostCompiler,
+    ImageCompiler,
+    Interpreter,
+    add_bytecode,
+    find_interpreter,
+)
 from layerkit.container import (
     DOCKER_ARCHITECTURES,
     ArchitectureError,
@@ -42,7 +51,7 @@ from layerkit.install import (
     runtime_overlap_warning,
     shipped,
 )
-from layerkit.lock import Lock
+from layerkit.lock import Lock, LockedDist
 from layerkit.recipe import Recipe
 from layerkit.runner import run
 from layerkit.targets import ELF_MACHINES, Target
@@ -50,7 +59,7 @@ from layerkit.targets import ELF_MACHINES, Target
 log = logging.getLogger("layerkit")
 
 # Bump when the same inputs would produce different bytes, so cached artifacts are not reused.
-BUILD_FORMAT = 2
+BUILD_FORMAT = 3
 
 Reporter = Callable[[str, str], None]
 
@@ -70,11 +79,31 @@ class Context:
     connect: Callable[[Mapping[str, str]], ContainerEngine] = DockerEngine.connect
     _engine: ContainerEngine | None = field(default=None, init=False, repr=False)
     _runs_on: dict[str, bool] = field(default_factory=dict, init=False, repr=False)
-    _fallbacks: set[str] = field(default_factory=set, init=False, repr=False)
+    require_bytecode: bool = False  # no interpreter for a target's Python is an error
+    _said: set[str] = field(default_factory=set, init=False, repr=False)
+    _interpreters: dict[str, Interpreter | None] = field(
+        default_factory=dict, init=False, repr=False
+    )
 
     @property
     def wheels(self) -> WheelCache:
         return WheelCache(self.cache_root)
+
+    def first_time(self, what: str) -> bool:
+        """True the first time it is asked about `what`: a warning is said once per command,
+        though locking and building ask the same question."""
+        if what in self._said:
+            return False
+        self._said.add(what)
+        return True
+
+    def interpreter(self, python: str) -> Interpreter | None:
+        """This host's CPython `python` ("3.11"), looked for once per command."""
+        if python not in self._interpreters:
+            self._interpreters[python] = find_interpreter(
+                python, self.env, self.cache_root, self.uv_binary
+            )
+        return self._interpreters[python]
 
     def engine(self) -> ContainerEngine:
         if self._engine is None:
@@ -133,6 +162,7 @@ class Context:
         strategy: str = "auto",
         image: str | None = None,
         network: str | None = None,
+        require_bytecode: bool = False,
     ) -> Context:
         from uv import find_uv_bin
 
@@ -146,6 +176,7 @@ class Context:
             strategy=strategy,
             image=image,
             network=network,
+            require_bytecode=require_bytecode,
         )
 
 
@@ -272,8 +303,7 @@ def _container_for(
     except ArchitectureError as exc:
         if recipe.no_binary:
             raise
-        if target.id not in ctx._fallbacks:  # said once, though asked when locking and building
-            ctx._fallbacks.add(target.id)
+        if ctx.first_time(f"architecture {target.id}"):
             log.warning("%s: %s; building %s from wheels", recipe.stem, exc, target.id)
     except ContainerError as exc:
         if required:
@@ -307,7 +337,14 @@ def _strategy(
 class _Group:
     artifact: str
     targets: tuple[Target, ...]
-    flat: bool  # every target ships the same wheels: one python/ serves them all
+
+    @property
+    def pythons(self) -> list[str]:
+        return sorted({t.runtime.python_version for t in self.targets}, key=_numeric)
+
+
+def _numeric(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split("."))
 
 
 def _groups(recipe: Recipe, locks: dict[str, tuple[Lock, str]]) -> list[_Group]:
@@ -319,17 +356,15 @@ def _groups(recipe: Recipe, locks: dict[str, tuple[Lock, str]]) -> list[_Group]:
 
     targets = recipe.targets
     if len({content(t) for t in targets}) == 1:
-        return [_Group(recipe.name, tuple(targets), flat=True)]
-    groups = []
-    for arch in recipe.architectures:
-        members = tuple(t for t in targets if t.architecture == arch)
-        flat = len({content(t) for t in members}) == 1
-        groups.append(_Group(f"{recipe.name}-{arch}", members, flat))
-    return groups
+        return [_Group(recipe.name, tuple(targets))]
+    return [
+        _Group(f"{recipe.name}-{arch}", tuple(t for t in targets if t.architecture == arch))
+        for arch in recipe.architectures
+    ]
 
 
-def _site_packages(target: Target, flat: bool) -> str:
-    return "python" if flat else f"python/lib/python{target.runtime.python_version}/site-packages"
+def _site_packages(target: Target) -> str:
+    return f"python/lib/python{target.runtime.python_version}/site-packages"
 
 
 @dataclass(frozen=True)
@@ -367,6 +402,7 @@ def _build_key(
     locks: dict[str, tuple[Lock, str]],
     files: list[_File],
     strategies: dict[str, tuple[BuildContainer | None, str]],
+    compilers: dict[str, Compiler],
 ) -> str:
     data = {
         "strategies": {t: c.image if c else "wheels" for t, (c, _) in strategies.items()},
@@ -377,7 +413,7 @@ def _build_key(
         "artifact": group.artifact,
         "description": recipe.description,
         "license": recipe.license,
-        "flat": group.flat,
+        "bytecode": recipe.slim.bytecode and sorted(compilers),
         "targets": {t.id: locks[t.id][1] for t in group.targets},
         "exclude": sorted(recipe.exclude),
         "slim": [recipe.slim.tests, recipe.slim.stubs, recipe.slim.strip, list(recipe.slim.keep)],
@@ -401,10 +437,9 @@ def build_recipe(
     files = _recipe_files(recipe)
     artifacts = []
     for group in _groups(recipe, locks):
-        # With a flat layout every target ships the same wheels: one install serves all.
-        installs = group.targets[:1] if group.flat else group.targets
-        strategies = {t.id: _strategy(recipe, t, locks[t.id][0], ctx) for t in installs}
-        key = _build_key(recipe, group, locks, files, strategies)
+        strategies = {t.id: _strategy(recipe, t, locks[t.id][0], ctx) for t in group.targets}
+        compilers = _compilers(recipe, group, strategies, ctx)
+        key = _build_key(recipe, group, locks, files, strategies, compilers)
         dest = out_dir / f"{group.artifact}.zip"
         cached = ctx.cache_root / "artifacts" / f"{key}.zip"
         summary = _existing(dest, key)
@@ -416,7 +451,9 @@ def build_recipe(
         else:
             for target_id, (_, why) in strategies.items():
                 log.info("%s (%s): building with %s", group.artifact, target_id, why)
-            summary = _assemble(recipe, group, locks, files, key, ctx, cached, strategies)
+            summary = _assemble(
+                recipe, group, locks, files, key, ctx, cached, strategies, compilers
+            )
             _publish(cached, dest)
             status = "built"
         assert summary is not None
@@ -467,6 +504,94 @@ def _publish(cached: Path, dest: Path) -> None:
     os.replace(tmp, dest)
 
 
+def _compilers(
+    recipe: Recipe,
+    group: _Group,
+    strategies: dict[str, tuple[BuildContainer | None, str]],
+    ctx: Context,
+) -> dict[str, Compiler]:
+    """The bytecode compiler for each Python version of the layer.
+
+    This host's interpreter of that version, else the build image of a target built in a
+    container. A version with neither ships without bytecode, which is said, or refused
+    with --require-bytecode.
+    """
+    if not recipe.slim.bytecode:
+        return {}
+    compilers: dict[str, Compiler] = {}
+    for target in group.targets:
+        python = target.runtime.python_version
+        interpreter = ctx.interpreter(python)
+        container = strategies[target.id][0]
+        if python in compilers:
+            continue
+        if interpreter is not None:
+            compilers[python] = HostCompiler(interpreter)
+        elif container is not None:
+            compilers[python] = ImageCompiler(container)
+    for python in group.pythons:
+        if python in compilers or not ctx.first_time(f"bytecode {python}"):
+            continue
+        runtimes = ", ".join(
+            sorted({t.runtime.name for t in group.targets if t.runtime.python_version == python})
+        )
+        problem = (
+            f"{recipe.stem}: no Python {python} on this machine (looked on PATH, in pyenv and "
+            f"with `uv python find`) to compile bytecode for {runtimes}"
+        )
+        fix = (
+            f"Install it (`uv python install {python}`), build in the build image "
+            "(`--strategy container`), or set `bytecode = false` under [slim] to ship "
+            "without bytecode on purpose."
+        )
+        if ctx.require_bytecode:
+            raise BuildError(f"{problem}, and --require-bytecode is set. {fix}")
+        log.warning(
+            "%s: the layer ships without it, and every cold start compiles its modules "
+            "again (seconds for large packages such as pandas). %s",
+            problem,
+            fix,
+        )
+    return compilers
+
+
+def _shared(group: _Group, files: dict[tuple[str, str], Path]) -> set[str]:
+    """The distributions that go once into python/, which every Python version imports.
+
+    With one Python version, all of them. With several, those that install the very same
+    wheel for every target (pure Python, or abi3): the rest go to each version's
+    python/lib/pythonX.Y/site-packages, which comes first on that version's sys.path.
+    """
+    keys = [{key for tid, key in files if tid == t.id} for t in group.targets]
+    common = set.intersection(*keys) if keys else set()
+    if len(group.pythons) == 1:
+        return common
+    first = group.targets[0].id
+    return {
+        key
+        for key in common
+        if files[(first, key)].suffix == ".whl"
+        and all(files[(t.id, key)] == files[(first, key)] for t in group.targets)
+    }
+
+
+@dataclass
+class _Installs:
+    """What a layer's targets install: the shared part once, the rest per target."""
+
+    shared: list[tuple[Installed, Path | None]]  # under python/
+    own: dict[str, list[tuple[Installed, Path | None]]]  # target id -> under its site-packages
+
+    def of(self, target: Target) -> list[Installed]:
+        return [i for i, _ in self.shared + self.own[target.id]]
+
+    def site_packages(self, target: Target) -> str:
+        return _site_packages(target) if self.own[target.id] else "python"
+
+    def all(self) -> list[list[Installed]]:
+        return [[i for i, _ in self.shared]] + [[i for i, _ in o] for o in self.own.values()]
+
+
 def _assemble(
     recipe: Recipe,
     group: _Group,
@@ -476,10 +601,11 @@ def _assemble(
     ctx: Context,
     dest: Path,
     strategies: dict[str, tuple[BuildContainer | None, str]],
+    compilers: dict[str, Compiler],
 ) -> tuple[int, int, str]:
     """Write the artifact to dest; return (files, unzipped bytes, SHA-256)."""
     plan = [(t, d) for t in group.targets for d in shipped(locks[t.id][0], recipe.exclude)]
-    on_host = [(t, d) for t, d in plan if t.id in strategies and strategies[t.id][0] is None]
+    on_host = [(t, d) for t, d in plan if strategies[t.id][0] is None]
     warning = runtime_overlap_warning({d.key for _, d in plan})
     if warning:
         log.warning("%s: %s", group.artifact, warning)
@@ -487,56 +613,43 @@ def _assemble(
     def progress(done: int, total: int) -> None:
         ctx.report(group.artifact, f"downloading {done}/{total} wheels")
 
-    wheels = fetch(on_host, ctx.index, ctx.wheels, None, progress)
-    in_container = [(t, d) for t, d in plan if t.id in strategies and strategies[t.id][0]]
-    sources = fetch(in_container, ctx.index, ctx.wheels, frozenset(recipe.no_binary), progress)
-    installed: dict[str, list[Installed]] = {}
-    for target in group.targets:
-        if target.id not in strategies:
-            continue  # flat: the first target's install serves the others
-        site = _site_packages(target, group.flat)
-        dists = [d for t, d in plan if t == target]
-        container = strategies[target.id][0]
-        if container is None:
-            ctx.report(group.artifact, f"installing {target.id}")
-            installed[target.id] = [
-                install(wheels[(target.id, d.key)], d, site, recipe.slim) for d in dists
-            ]
-        else:
-            # Installing a wheel is unpacking it, done here as for the wheels strategy; the
-            # build image compiles the sdists.
-            locked = {d.key: sources[(target.id, d.key)] for d in dists}
-            wheel_dists = [d for d in dists if locked[d.key].suffix == ".whl"]
-            sdists = [d for d in dists if locked[d.key].suffix != ".whl"]
-            installed[target.id] = [
-                install(locked[d.key], d, site, recipe.slim) for d in wheel_dists
-            ]
-            if sdists:
-                ctx.report(group.artifact, f"compiling for {target.id} in {container.image}")
-                installed[target.id] += install_in_container(
-                    locks[target.id][0],
-                    {d.key: locked[d.key] for d in sdists},
-                    sdists,
-                    container,
-                    site,
-                    recipe.slim,
-                )
-    entries = _merge(installed)
+    found = fetch(on_host, ctx.index, ctx.wheels, None, progress)
+    in_container = [(t, d) for t, d in plan if strategies[t.id][0] is not None]
+    found |= fetch(in_container, ctx.index, ctx.wheels, frozenset(recipe.no_binary), progress)
+    shared = _shared(group, found)
+    first = group.targets[0]
+    installs = _Installs(
+        shared=_install(
+            recipe, first, [d for t, d in plan if t == first and d.key in shared], "python",
+            found, strategies[first.id][0], ctx, group.artifact,
+        ),
+        own={
+            t.id: _install(
+                recipe, t, [d for tt, d in plan if tt == t and d.key not in shared],
+                _site_packages(t), found, strategies[t.id][0], ctx, group.artifact,
+            )
+            for t in group.targets
+        },
+    )  # fmt: skip
+    for python, compiler in compilers.items():
+        ctx.report(group.artifact, f"compiling bytecode for Python {python}")
+        _add_bytecode(installs, group, python, compiler, ctx.cache_root)
+    entries = _merge(installs.all())
     if recipe.slim.strip:
         entries = _strip(entries, group.targets[0])
     _check_shared_objects(entries, group)
 
     generated = [(f.path, f.source.read_bytes(), f.mode) for f in files]
     built_with = {t: c.image if c else "wheels" for t, (c, _) in strategies.items()}
-    layer_manifest = _manifest(recipe, group, locks, installed, files, key, built_with)
+    layer_manifest = _manifest(recipe, group, locks, installs, files, key, built_with, compilers)
     # What the layer adds to a function's 250 MiB, the manifest itself aside: audits read it.
     content = sum(e.size for e in entries) + sum(len(data) for _, data, _ in generated)
     layer_manifest["unzipped_bytes"] = content
     generated.append((manifest.path_for(recipe.name), manifest.dumps(layer_manifest), 0o644))
     unzipped = sum(e.size for e in entries) + sum(len(data) for _, data, _ in generated)
     sizes: dict[str, int] = {}
-    for installs in installed.values():
-        for item in installs:
+    for dists in installs.all():
+        for item in dists:
             sizes[item.name] = sizes.get(item.name, 0) + item.size
     largest = sorted(sizes.items(), key=lambda item: -item[1])
     quota.check(f"{group.artifact}.zip", unzipped, largest)
@@ -545,10 +658,67 @@ def _assemble(
     return len(entries), unzipped, archive.write(entries, dest)
 
 
-def _merge(installed: dict[str, list[Installed]]) -> list[Entry]:
+def _install(
+    recipe: Recipe,
+    target: Target,
+    dists: list[LockedDist],
+    site: str,
+    found: dict[tuple[str, str], Path],
+    container: BuildContainer | None,
+    ctx: Context,
+    artifact: str,
+) -> list[tuple[Installed, Path | None]]:
+    """Each distribution as installed under `site`, with the wheel it was unpacked from.
+
+    A wheel is unpacked here whatever the strategy; the build image compiles the sdists.
+    """
+    files = {d.key: found[(target.id, d.key)] for d in dists}
+    wheels = [d for d in dists if files[d.key].suffix == ".whl"]
+    sdists = [d for d in dists if files[d.key].suffix != ".whl"]
+    if wheels:
+        ctx.report(artifact, f"installing {target.id}")
+    result: list[tuple[Installed, Path | None]] = [
+        (install(files[d.key], d, site, recipe.slim), files[d.key]) for d in wheels
+    ]
+    if sdists:
+        assert container is not None, "fetch picks sdists for container targets only"
+        ctx.report(artifact, f"compiling for {target.id} in {container.image}")
+        compiled = install_in_container(
+            target.id,
+            {d.key: files[d.key] for d in sdists},
+            sdists,
+            container,
+            site,
+            recipe.slim,
+        )
+        result += [(i, None) for i in compiled]
+    return result
+
+
+def _add_bytecode(
+    installs: _Installs, group: _Group, python: str, compiler: Compiler, cache_root: Path
+) -> None:
+    """Add CPython `python`'s pyc to what its targets import: the shared part and their own."""
+    serves = [t for t in group.targets if t.runtime.python_version == python]
+    # The shared part serves every version; a target's own part only its version (and,
+    # in a layer for both architectures, one install serves both).
+    parts = [("python", installs.shared)]
+    seen: set[str] = set()
+    for target in serves:
+        site = _site_packages(target)
+        if site not in seen:
+            seen.add(site)
+            parts.append((site, installs.own[target.id]))
+    items = [Compiled(i, site, wheel) for site, part in parts for i, wheel in part]
+    with_pyc = iter(add_bytecode(items, compiler, cache_root))  # one compiler run
+    for _, part in parts:
+        part[:] = [(next(with_pyc), wheel) for _, wheel in part]
+
+
+def _merge(installed: list[list[Installed]]) -> list[Entry]:
     """All entries; where two distributions ship the same path, the first one wins."""
     chosen: dict[str, tuple[Entry, str]] = {}
-    for dists in installed.values():
+    for dists in installed:
         for dist in sorted(dists, key=lambda d: d.name.lower()):
             for entry in dist.entries:
                 if entry.path not in chosen:
@@ -644,20 +814,22 @@ def _manifest(
     recipe: Recipe,
     group: _Group,
     locks: dict[str, tuple[Lock, str]],
-    installed: dict[str, list[Installed]],
+    installs: _Installs,
     files: list[_File],
     key: str,
     built_with: dict[str, str],
+    compilers: dict[str, Compiler],
 ) -> dict[str, Any]:
-    first = next(iter(installed.values()))
-    first_built_with = next(iter(built_with.values()))
     targets = {}
+    shared = {i.name for i, _ in installs.shared}
     for target in group.targets:
-        dists = installed.get(target.id, first)
+        site = installs.site_packages(target)
+        python = target.runtime.python_version
         targets[target.id] = {
             "lock": "sha256:" + locks[target.id][1],
-            "built_with": built_with.get(target.id, first_built_with),
-            "site_packages": _site_packages(target, group.flat),
+            "built_with": built_with[target.id],
+            "site_packages": site,
+            "bytecode": f"cpython-{python.replace('.', '')}" if python in compilers else None,
             "distributions": [
                 {
                     "name": d.name,
@@ -667,8 +839,9 @@ def _manifest(
                     "wheel": d.wheel,
                     "sha256": d.sha256,
                     "top_level": list(d.top_level),
+                    "site_packages": "python" if d.name in shared else site,
                 }
-                for d in sorted(dists, key=lambda d: d.name.lower())
+                for d in sorted(installs.of(target), key=lambda d: d.name.lower())
             ],
         }
     return {

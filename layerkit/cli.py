@@ -92,6 +92,15 @@ Image = Annotated[
 Network = Annotated[
     str | None, typer.Option(help="Docker network mode for build containers, e.g. host.")
 ]
+RequireBytecode = Annotated[
+    bool,
+    typer.Option(
+        "--require-bytecode",
+        envvar="LAYERKIT_REQUIRE_BYTECODE",
+        help="Fail instead of warning when no interpreter of a target's Python can compile "
+        "its bytecode (for CI).",
+    ),
+]
 CaBundle = Annotated[
     str | None, typer.Option(help="CA bundle for TLS-intercepting proxies (default: PIP_CERT).")
 ]
@@ -132,6 +141,7 @@ def _context(
     strategy: Strategy = Strategy.auto,
     image: str | None = None,
     network: str | None = None,
+    require_bytecode: bool = False,
 ) -> Context:
     return Context.from_environment(
         os.environ,
@@ -142,6 +152,7 @@ def _context(
         strategy=strategy.value,
         image=image,
         network=network,
+        require_bytecode=require_bytecode,
     )
 
 
@@ -218,6 +229,7 @@ def build(
     ] = False,
     runtime_image: RuntimeImage = None,
     native: Native = False,
+    require_bytecode: RequireBytecode = False,
     registry_path: RegistryPath = None,
     as_json: AsJson = False,
 ) -> None:
@@ -225,7 +237,10 @@ def build(
     loaded = _recipes(names, recipes_dir)
     artifacts: list[Artifact] = []
     with _reporting(as_json) as reporter:
-        ctx = _context(reporter, index_url, extra_index_url, ca_bundle, strategy, image, network)
+        ctx = _context(
+            reporter, index_url, extra_index_url, ca_bundle, strategy, image, network,
+            require_bytecode,
+        )  # fmt: skip
         for recipe in loaded:
             artifacts += build_recipe(
                 recipe,
@@ -305,15 +320,28 @@ def _verify(
 
 
 def _render_verification(reports: list[dict[str, Any]]) -> None:
+    if not reports:
+        return
+    from rich.table import Table
+
+    table = Table("layer", "target", "imported", "cold import", "slowest alone", "where")
     for report in reports:
-        failed = {m: e for m, e in report["modules"].items() if e != "ok"}
-        mark = "[green]ok[/]" if report["ok"] else "[red]FAILED[/]"
-        out.print(
-            f"{mark} {report['zip']} {report['target']} in {report['where']}: "
-            f"{len(report['modules']) - len(failed)}/{len(report['modules'])} imported"
+        failed = sum(1 for e in report["modules"].values() if e != "ok")
+        imported = f"{len(report['modules']) - failed}/{len(report['modules'])}"
+        total = report["total_import_seconds"]
+        table.add_row(
+            Path(report["zip"]).name,
+            report["target"],
+            f"[green]{imported}[/]" if report["ok"] else f"[red]{imported} FAILED[/]",
+            "—" if total is None else f"{total:.2f} s",
+            "\n".join(f"{s['module']} {s['seconds']:.2f} s" for s in report["slowest"]),
+            report["where"],
         )
-        for module, error in failed.items():
-            out.print(f"    {module}: {error}", markup=False, highlight=False)
+    out.print(table)
+    for report in reports:
+        for module, error in report["modules"].items():
+            if error != "ok":
+                out.print(f"{report['target']}: {module}: {error}", markup=False, highlight=False)
 
 
 @app.command(name="verify")
@@ -397,6 +425,7 @@ def publish(
     direct_upload_limit: Annotated[
         int, typer.Option(hidden=True, help="Bytes above which uploads go through S3.")
     ] = DIRECT_UPLOAD_LIMIT,
+    require_bytecode: RequireBytecode = False,
     registry_path: RegistryPath = None,
     as_json: AsJson = False,
 ) -> None:
@@ -414,7 +443,7 @@ def publish(
         work.append((layer_from_zip(zip_path), PublishSettings()))
     if recipe_names or not names:
         with _reporting(as_json) as reporter:
-            ctx = _context(reporter, None, None, None)
+            ctx = _context(reporter, None, None, None, require_bytecode=require_bytecode)
             for recipe in _recipes(recipe_names, recipes_dir):
                 for artifact in build_recipe(recipe, ctx, out_dir, locked=True):
                     work.append((layer_from_zip(artifact.path), recipe.publish))

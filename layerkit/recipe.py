@@ -50,6 +50,8 @@ class Slim:
     stubs: bool = True  # drop *.pyi type stubs, never read at run time
     strip: bool = False  # strip debug symbols from shared objects
     keep: tuple[str, ...] = ()  # archive path prefixes that slimming must leave alone
+    # ship hash-based .pyc for the target's Python, so cold starts compile nothing
+    bytecode: bool = True
 
 
 @dataclass(frozen=True)
@@ -123,7 +125,7 @@ _SCHEMA: dict[str, set[str]] = {
     },
     "build": {"image", "network"},
     "publish": {"regions", "principals", "organization", "parameter", "s3-bucket"},
-    "slim": {"tests", "stubs", "strip", "keep"},
+    "slim": {"tests", "stubs", "strip", "keep", "bytecode"},
     "files": {"source", "target"},
 }
 
@@ -291,6 +293,7 @@ def load(path: Path, today: Callable[[], datetime.date] = datetime.date.today) -
         stubs=reader.get(slim_table, "slim", "stubs", bool, True),
         strip=reader.get(slim_table, "slim", "strip", bool, False),
         keep=tuple(reader.strings(slim_table, "slim", "keep")),
+        bytecode=reader.get(slim_table, "slim", "bytecode", bool, True),
     )
 
     files = _files(reader)
