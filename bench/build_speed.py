@@ -91,19 +91,39 @@ def tree_size(tree: Path) -> int:
     return sum(p.stat().st_size for p in tree.rglob("*") if p.is_file())
 
 
-def layerkit_runs(project: Path, runs: int) -> dict[str, list[float]]:
+def source_tree(rev: str) -> Path:
+    """layerkit's source at a git revision, with its bytecode compiled (as when installed)."""
+    tree = OUT / f"layerkit-{rev}"
+    if not tree.exists():
+        subprocess.run(["git", "worktree", "add", "--detach", str(tree), rev], cwd=ROOT,
+                       check=True, capture_output=True)  # fmt: skip
+    return tree
+
+
+def layerkit_runs(
+    project: Path, runs: int, trees: dict[str, Path]
+) -> dict[str, dict[str, list[float]]]:
+    """cold, warm and no-op builds of each source tree, alternating run by run."""
     command = [sys.executable, "-m", "layerkit", "build", "data311", "--locked"]
-    times: dict[str, list[float]] = {"cold": [], "warm": [], "noop": []}
+    for tree in trees.values():
+        # PYTHONDONTWRITEBYTECODE may be set: compile layerkit itself, as an install does.
+        subprocess.run([sys.executable, "-m", "compileall", "-q", str(tree / "layerkit")],
+                       check=True)  # fmt: skip
+    times: dict[str, dict[str, list[float]]] = {
+        name: {"cold": [], "warm": [], "noop": []} for name in trees
+    }
     for run in range(runs):
-        cache = fresh(f"layerkit-cache-{run}")
-        env = clean_env(LAYERKIT_CACHE_DIR=str(cache))
-        out = fresh(f"layerkit-cold-{run}")
-        times["cold"].append(timed([*command, "-o", str(out)], project, env))
-        # warm: the wheels are cached, the finished ZIP is not
-        (cache / "artifacts").rename(OUT / "trash" / f"artifacts-{time.monotonic_ns()}")
-        out = fresh(f"layerkit-warm-{run}")
-        times["warm"].append(timed([*command, "-o", str(out)], project, env))
-        times["noop"].append(timed([*command, "-o", str(out)], project, env))
+        for name, tree in trees.items():
+            slug = name.replace(" ", "-")
+            cache = fresh(f"{slug}-cache-{run}")
+            env = clean_env(LAYERKIT_CACHE_DIR=str(cache), PYTHONPATH=str(tree))
+            out = fresh(f"{slug}-cold-{run}")
+            times[name]["cold"].append(timed([*command, "-o", str(out)], project, env))
+            # warm: the wheels are cached, the finished ZIP is not
+            (cache / "artifacts").rename(OUT / "trash" / f"artifacts-{time.monotonic_ns()}")
+            out = fresh(f"{slug}-warm-{run}")
+            times[name]["warm"].append(timed([*command, "-o", str(out)], project, env))
+            times[name]["noop"].append(timed([*command, "-o", str(out)], project, env))
     return times
 
 
@@ -172,6 +192,9 @@ def median(values: list[float]) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument(
+        "--baseline", help="also measure layerkit at this git revision, alternating with it"
+    )
     args = parser.parse_args(argv)
     (OUT / "trash").mkdir(parents=True, exist_ok=True)
 
@@ -188,8 +211,11 @@ def main(argv: list[str] | None = None) -> int:
         line.split(" ")[0] + "\n" for line in lock.read_text().splitlines() if "==" in line
     )
 
+    trees = {"layerkit": ROOT}
+    if args.baseline:
+        trees[f"layerkit at {args.baseline}"] = source_tree(args.baseline)
     results: dict[str, dict[str, list[float]]] = {
-        "layerkit": layerkit_runs(project, args.runs),
+        **layerkit_runs(project, args.runs, trees),
         "uv + zip": uv_runs(lock, args.runs),
         "aws-lambda-builders + zip": lambda_builders_runs(pins, args.runs),
     }
@@ -219,6 +245,16 @@ def main(argv: list[str] | None = None) -> int:
     print(f"- warm: layerkit is {alb['warm'] / lk['warm']:.1f}x faster than aws-lambda-builders")
     print(f"- cold: layerkit is {uv['cold'] / lk['cold']:.1f}x faster than uv + zip")
     print(f"- no-op: {lk['noop']:.2f} s")
+    if args.baseline:
+        base = medians[f"layerkit at {args.baseline}"]
+        print(
+            f"- against {args.baseline} (now / then): cold {lk['cold'] / base['cold']:.2f}, "
+            f"warm {lk['warm'] / base['warm']:.2f}, no-op {lk['noop'] / base['noop']:.2f}"
+        )
+        baseline_tree = str(trees[f"layerkit at {args.baseline}"])
+        subprocess.run(
+            ["git", "worktree", "remove", "--force", baseline_tree], cwd=ROOT, check=False
+        )
     ours, theirs = sizes["layerkit_unzipped"], sizes["uv_target_unzipped"]
     print(
         f"- zipped {sizes['layerkit_zipped']:,} B vs wheels {sizes['sum_of_wheels']:,} B; "

@@ -579,17 +579,17 @@ def _shared(group: _Group, files: dict[tuple[str, str], Path]) -> set[str]:
 class _Installs:
     """What a layer's targets install: the shared part once, the rest per target."""
 
-    shared: list[tuple[Installed, Path | None]]  # under python/
-    own: dict[str, list[tuple[Installed, Path | None]]]  # target id -> under its site-packages
+    shared: list[Installed]  # under python/
+    own: dict[str, list[Installed]]  # target id -> under its site-packages
 
     def of(self, target: Target) -> list[Installed]:
-        return [i for i, _ in self.shared + self.own[target.id]]
+        return self.shared + self.own[target.id]
 
     def site_packages(self, target: Target) -> str:
         return _site_packages(target) if self.own[target.id] else "python"
 
     def all(self) -> list[list[Installed]]:
-        return [[i for i, _ in self.shared]] + [[i for i, _ in o] for o in self.own.values()]
+        return [self.shared, *self.own.values()]
 
 
 def _assemble(
@@ -667,8 +667,8 @@ def _install(
     container: BuildContainer | None,
     ctx: Context,
     artifact: str,
-) -> list[tuple[Installed, Path | None]]:
-    """Each distribution as installed under `site`, with the wheel it was unpacked from.
+) -> list[Installed]:
+    """Each distribution as installed under `site`.
 
     A wheel is unpacked here whatever the strategy; the build image compiles the sdists.
     """
@@ -677,13 +677,11 @@ def _install(
     sdists = [d for d in dists if files[d.key].suffix != ".whl"]
     if wheels:
         ctx.report(artifact, f"installing {target.id}")
-    result: list[tuple[Installed, Path | None]] = [
-        (install(files[d.key], d, site, recipe.slim), files[d.key]) for d in wheels
-    ]
+    result = [install(files[d.key], d, site, recipe.slim) for d in wheels]
     if sdists:
         assert container is not None, "fetch picks sdists for container targets only"
         ctx.report(artifact, f"compiling for {target.id} in {container.image}")
-        compiled = install_in_container(
+        result += install_in_container(
             target.id,
             {d.key: files[d.key] for d in sdists},
             sdists,
@@ -691,7 +689,6 @@ def _install(
             site,
             recipe.slim,
         )
-        result += [(i, None) for i in compiled]
     return result
 
 
@@ -699,20 +696,17 @@ def _add_bytecode(
     installs: _Installs, group: _Group, python: str, compiler: Compiler, cache_root: Path
 ) -> None:
     """Add CPython `python`'s pyc to what its targets import: the shared part and their own."""
-    serves = [t for t in group.targets if t.runtime.python_version == python]
-    # The shared part serves every version; a target's own part only its version (and,
-    # in a layer for both architectures, one install serves both).
+    # The shared part serves every version; a target's own part only its version (in a
+    # layer for both architectures, the targets of one version share one install).
     parts = [("python", installs.shared)]
-    seen: set[str] = set()
-    for target in serves:
+    for target in group.targets:
         site = _site_packages(target)
-        if site not in seen:
-            seen.add(site)
+        if target.runtime.python_version == python and site not in dict(parts):
             parts.append((site, installs.own[target.id]))
-    items = [Compiled(i, site, wheel) for site, part in parts for i, wheel in part]
+    items = [Compiled(i, site) for site, part in parts for i in part]
     with_pyc = iter(add_bytecode(items, compiler, cache_root))  # one compiler run
     for _, part in parts:
-        part[:] = [(next(with_pyc), wheel) for _, wheel in part]
+        part[:] = [next(with_pyc) for _ in part]
 
 
 def _merge(installed: list[list[Installed]]) -> list[Entry]:
@@ -821,7 +815,7 @@ def _manifest(
     compilers: dict[str, Compiler],
 ) -> dict[str, Any]:
     targets = {}
-    shared = {i.name for i, _ in installs.shared}
+    shared = {i.name for i in installs.shared}
     for target in group.targets:
         site = installs.site_packages(target)
         python = target.runtime.python_version

@@ -21,6 +21,7 @@ bytes do not depend on the process or on the other files compiled with it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -28,7 +29,7 @@ import re
 import subprocess
 import tempfile
 import zipfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import Protocol
@@ -37,44 +38,52 @@ from layerkit import archive
 from layerkit.archive import Entry
 from layerkit.container import BuildContainer
 from layerkit.errors import ToolError
-from layerkit.install import Installed, importable_members
+from layerkit.install import Installed
 from layerkit.runner import run
 
 log = logging.getLogger("layerkit")
 
-# Run by the target's interpreter: python COMPILE WORK compiles WORK/src/** into WORK/pyc/**
-# at the paths importlib looks for (`__pycache__/NAME.cpython-XY.pyc`) and prints a summary.
 # Run by the target's interpreter: python COMPILE WORK compiles each WORK/src/UNIT/**.py
 # into WORK/pyc/UNIT/ at the path importlib looks for (`__pycache__/NAME.cpython-XY.pyc`),
-# and prints a summary.
+# on every core, and prints a summary. A file's bytecode depends on that file alone (and on
+# its path, recorded in the code object), not on the process or the files compiled before.
 COMPILE = r"""
-import importlib.util, json, os, py_compile, sys
-work = sys.argv[1]
-failed = []
-for unit in sorted(os.listdir(os.path.join(work, "src"))):
-    src, out = os.path.join(work, "src", unit), os.path.join(work, "pyc", unit)
-    for folder, _, names in sorted(os.walk(src)):
-        for name in sorted(names):
-            if not name.endswith(".py"):
-                continue
-            path = os.path.join(folder, name)
-            relative = os.path.relpath(path, src)
-            # dfile: the name recorded in the code object. Python replaces it with the real
-            # path when it loads the pyc beside its source; the path in site-packages keeps
-            # the bytes the same whatever else is compiled in the same run.
-            target = os.path.join(out, importlib.util.cache_from_source(relative))
-            try:
-                py_compile.compile(
-                    path, cfile=target, dfile=relative, doraise=True,
-                    invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
-                )
-            except py_compile.PyCompileError:
-                failed.append(relative)  # e.g. Python 2 examples: shipped as source only
-print("LAYERKIT-BYTECODE " + json.dumps({
-    "tag": sys.implementation.cache_tag,
-    "version": "%d.%d.%d" % sys.version_info[:3],
-    "failed": failed,
-}))
+import concurrent.futures, importlib.util, json, os, py_compile, sys
+
+def compile_one(job):
+    path, relative, target = job
+    try:
+        # dfile: the name recorded in the code object. Python replaces it with the real path
+        # when it loads the pyc beside its source; the path in site-packages keeps the
+        # bytes the same whatever the folder the build ran in.
+        py_compile.compile(
+            path, cfile=target, dfile=relative, doraise=True,
+            invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
+        )
+    except py_compile.PyCompileError:
+        return relative  # e.g. Python 2 examples: shipped as source only
+    return None
+
+if __name__ == "__main__":
+    work = sys.argv[1]
+    jobs = []
+    for unit in sorted(os.listdir(os.path.join(work, "src"))):
+        src, out = os.path.join(work, "src", unit), os.path.join(work, "pyc", unit)
+        for folder, _, names in sorted(os.walk(src)):
+            for name in sorted(n for n in names if n.endswith(".py")):
+                relative = os.path.relpath(os.path.join(folder, name), src)
+                target = os.path.join(out, importlib.util.cache_from_source(relative))
+                jobs.append((os.path.join(folder, name), relative, target))
+    if len(jobs) < 64 or (os.cpu_count() or 1) == 1:
+        failed = [r for r in map(compile_one, jobs) if r]
+    else:
+        with concurrent.futures.ProcessPoolExecutor() as pool:
+            failed = [r for r in pool.map(compile_one, jobs, chunksize=16) if r]
+    print("LAYERKIT-BYTECODE " + json.dumps({
+        "tag": sys.implementation.cache_tag,
+        "version": "%d.%d.%d" % sys.version_info[:3],
+        "failed": failed,
+    }))
 """
 
 PROBE = (
@@ -265,11 +274,27 @@ class _Probes:
 
 @dataclass(frozen=True)
 class Compiled:
-    """An installed distribution to add bytecode to, and where its files came from."""
+    """An installed distribution to add bytecode to."""
 
     installed: Installed
     site_packages: str  # the prefix of its entries, e.g. "python"
-    wheel: Path | None  # the cached wheel it was unpacked from; None when built from source
+
+    def sources(self) -> list[tuple[str, Entry]]:
+        """(path in site-packages, entry) of every `.py` it ships, slimming done."""
+        prefix = f"{self.site_packages}/"
+        return [
+            (entry.path.removeprefix(prefix), entry)
+            for entry in self.installed.entries
+            if entry.path.endswith(".py")
+        ]
+
+    def cache_name(self) -> str | None:
+        """Its name in the bytecode cache: the wheel's SHA-256 and which sources it ships
+        (another slimming ships others). None when it was compiled from source."""
+        if not self.installed.sha256:
+            return None
+        paths = "\n".join(sorted(path for path, _ in self.sources()))
+        return f"{self.installed.sha256}-{hashlib.sha256(paths.encode()).hexdigest()[:16]}.zip"
 
 
 def add_bytecode(items: list[Compiled], compiler: Compiler, cache_root: Path) -> list[Installed]:
@@ -278,11 +303,8 @@ def add_bytecode(items: list[Compiled], compiler: Compiler, cache_root: Path) ->
     Wheels' bytecode comes from the cache, and what is missing is compiled in one run of
     the compiler; distributions compiled from source are compiled every time.
     """
-    store = cache_root / "bytecode" / cache_tag(compiler.python)
-    stores = [
-        store / f"{item.installed.sha256}.zip" if item.wheel and item.installed.sha256 else None
-        for item in items
-    ]
+    folder = cache_root / "bytecode" / cache_tag(compiler.python)
+    stores = [folder / name if (name := item.cache_name()) else None for item in items]
     pending = [n for n, path in enumerate(stores) if path is None or not path.exists()]
     compiled = _compile([(items[n], stores[n]) for n in pending], compiler) if pending else []
     pyc = dict(zip(pending, compiled, strict=True))
@@ -291,23 +313,16 @@ def add_bytecode(items: list[Compiled], compiler: Compiler, cache_root: Path) ->
         if number not in pyc:
             assert path is not None
             pyc[number] = _from_cache(path)
-        result.append(_with(item, pyc[number], compiler.python))
+        result.append(_with(item, pyc[number]))
     return result
 
 
-def _with(item: Compiled, pyc: list[Entry], python: str) -> Installed:
-    """The distribution plus the pyc of the sources it ships (slimming may have dropped some)."""
-    prefix = f"{item.site_packages}/"
-    by_path = {entry.path: entry for entry in pyc}
-    added = []
-    for entry in item.installed.entries:
-        if entry.path.endswith(".py"):
-            found = by_path.get(pyc_path(entry.path.removeprefix(prefix), python))
-            if found is not None:
-                added.append(replace(found, path=prefix + found.path))
+def _with(item: Compiled, pyc: list[Entry]) -> Installed:
+    """The distribution plus its bytecode, under its site-packages."""
+    added = tuple(replace(entry, path=f"{item.site_packages}/{entry.path}") for entry in pyc)
     return replace(
         item.installed,
-        entries=item.installed.entries + tuple(added),
+        entries=item.installed.entries + added,
         size=item.installed.size + sum(e.size for e in added),
     )
 
@@ -317,31 +332,16 @@ def _from_cache(store: Path) -> list[Entry]:
         return [archive.wheel_entry(store, info, info.filename) for info in cached.infolist()]
 
 
-def _sources(item: Compiled) -> Iterable[tuple[str, bytes]]:
-    """(path in site-packages, source) of every `.py` the distribution has."""
-    if item.wheel is not None and item.installed.sha256:
-        # Every source in the wheel, slimmed or not: the cache serves any slimming.
-        with zipfile.ZipFile(item.wheel) as wheel:
-            for info, path in importable_members(wheel):
-                if path.endswith(".py"):
-                    yield path, wheel.read(info)
-        return
-    prefix = f"{item.site_packages}/"
-    for entry in item.installed.entries:
-        if entry.path.endswith(".py"):
-            yield entry.path.removeprefix(prefix), archive.read_member(entry)
-
-
 def _compile(pending: list[tuple[Compiled, Path | None]], compiler: Compiler) -> list[list[Entry]]:
     """Compile the distributions in one run; store wheels' bytecode in the cache."""
     result = []
     with tempfile.TemporaryDirectory(prefix="layerkit-bytecode-") as tmp:
         work = Path(tmp)
         for number, (item, _) in enumerate(pending):
-            for path, source in _sources(item):
+            for path, entry in item.sources():
                 dest = work / "src" / str(number) / path
                 dest.parent.mkdir(parents=True, exist_ok=True)
-                dest.write_bytes(source)
+                dest.write_bytes(archive.read_member(entry))
         failed = compiler.compile(work)
         if failed:
             log.info("%d files do not compile and are shipped as source only", len(failed))

@@ -11,7 +11,7 @@ import logging
 import shutil
 import tempfile
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from email.parser import HeaderParser
@@ -207,30 +207,6 @@ def _top_level(paths: list[str]) -> tuple[str, ...]:
     return tuple(sorted(n for n in names if n.isidentifier()))
 
 
-def importable_members(wheel: zipfile.ZipFile) -> Iterator[tuple[zipfile.ZipInfo, str]]:
-    """Each file of a wheel that lands in site-packages, with its path there.
-
-    `.data/purelib` and `.data/platlib` go to site-packages; scripts, headers and data do
-    not (nothing on sys.path imports them). An unsafe path is an IntegrityError.
-    """
-    for info in wheel.infolist():
-        path = info.filename
-        if path.endswith("/"):
-            continue
-        parts = path.split("/")
-        if parts[0].endswith(".data"):
-            if len(parts) < 3 or parts[1] not in ("purelib", "platlib"):
-                log.debug("%s: leaving out %s (not importable)", wheel.filename, path)
-                continue
-            parts = parts[2:]
-            path = "/".join(parts)
-        if path.startswith("/") or ".." in parts or "\\" in path:
-            raise IntegrityError(
-                f"{Path(str(wheel.filename)).name} has an unsafe path: {info.filename!r}"
-            )
-        yield info, path
-
-
 def install(wheel: Path, dist: LockedDist, site_packages: str, slim: Slim) -> Installed:
     """The entries a wheel contributes under `site_packages` (e.g. 'python')."""
     entries: list[Entry] = []
@@ -238,8 +214,19 @@ def install(wheel: Path, dist: LockedDist, site_packages: str, slim: Slim) -> In
     size = 0
     metadata = ""
     with zipfile.ZipFile(wheel) as archive:
-        for info, path in importable_members(archive):
+        for info in archive.infolist():
+            path = info.filename
+            if path.endswith("/"):
+                continue
             parts = path.split("/")
+            if parts[0].endswith(".data"):
+                if len(parts) < 3 or parts[1] not in ("purelib", "platlib"):
+                    log.debug("%s: leaving out %s (not importable)", wheel.name, path)
+                    continue
+                parts = parts[2:]
+                path = "/".join(parts)
+            if path.startswith("/") or ".." in parts or "\\" in path:
+                raise IntegrityError(f"{wheel.name} has an unsafe path: {info.filename!r}")
             if len(parts) == 2 and parts[0].endswith(".dist-info") and parts[1] == "METADATA":
                 metadata = archive.read(info).decode("utf-8", "replace")
             if _slimmed(path, slim):
