@@ -442,18 +442,19 @@ def build_recipe(
         key = _build_key(recipe, group, locks, files, strategies, compilers)
         dest = out_dir / f"{group.artifact}.zip"
         cached = ctx.cache_root / "artifacts" / f"{key}.zip"
-        summary = _existing(dest, key)
+        summary = _linked(dest, cached) or _existing(dest, key)
         if summary is not None:
             status = "unchanged"
         elif cached.exists():
             _publish(cached, dest)
-            status, summary = "cached", _existing(dest, key)
+            status, summary = "cached", _linked(dest, cached) or _existing(dest, key)
         else:
             for target_id, (_, why) in strategies.items():
                 log.info("%s (%s): building with %s", group.artifact, target_id, why)
             summary = _assemble(
                 recipe, group, locks, files, key, ctx, cached, strategies, compilers
             )
+            _remember(cached, summary)
             _publish(cached, dest)
             status = "built"
         assert summary is not None
@@ -487,6 +488,32 @@ def _existing(path: Path, key: str) -> tuple[int, int, str] | None:
         if found is None or found.get("build_key") != key:
             return None
     return len(infos), sum(i.file_size for i in infos), archive.sha256_of(path)
+
+
+def _remember(cached: Path, summary: tuple[int, int, str]) -> None:
+    """Keep an artifact's summary beside it, with the size and mtime it was written with."""
+    stat = cached.stat()
+    record = [*summary, stat.st_size, stat.st_mtime_ns]
+    tmp = cached.with_name(f".{cached.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(record), encoding="utf-8")
+    os.replace(tmp, cached.with_suffix(".json"))
+
+
+def _linked(dest: Path, cached: Path) -> tuple[int, int, str] | None:
+    """(files, unzipped bytes, SHA-256) of dest when it is the cached artifact itself (a hard
+    link, see _publish) as it was written: a no-op build then reads and hashes nothing."""
+    try:
+        if not os.path.samefile(dest, cached):
+            return None
+        files, unzipped, sha256, size, mtime = json.loads(
+            cached.with_suffix(".json").read_text(encoding="utf-8")
+        )
+        stat = cached.stat()
+    except (OSError, ValueError):
+        return None
+    if (stat.st_size, stat.st_mtime_ns) != (size, mtime):
+        return None  # changed in place since: read it again
+    return int(files), int(unzipped), str(sha256)
 
 
 def _publish(cached: Path, dest: Path) -> None:

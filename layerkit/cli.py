@@ -829,6 +829,18 @@ def _render_inspection(report: dict[str, Any]) -> None:
         f"Python: {', '.join(report['python_versions']) or 'any'}  "
         f"architectures: {', '.join(report['architectures'])}"
     )
+    bytecode = report["bytecode"]
+    caveat = {"timestamp": ", valid only where extraction keeps file times"}
+    covered = [
+        f"{tag} for {t['sources']}/{bytecode['sources']} sources ({t['kind']}"
+        f"{caveat.get(t['kind'], '')})"
+        for tag, t in bytecode["tags"].items()
+    ]
+    out.print(
+        "bytecode: " + ("; ".join(covered) if covered else "none")
+        if covered or not bytecode["sources"]
+        else f"bytecode: none, so every cold start compiles its {bytecode['sources']} sources"
+    )
     dists = Table("distribution", "version", "size", "site-packages")
     for d in report["distributions"]:
         dists.add_row(d["name"], d["version"], mib(d["size"]) if d["size"] else "?", d["site"])

@@ -79,6 +79,7 @@ def inspect_layer(zip_path: Path) -> dict[str, Any]:
             if abi:
                 python_versions.add(f"{abi.group(1)}.{abi.group(2)}")
             shared.append({"path": info.filename, "machine": machine, "glibc": glibc})
+        bytecode = _bytecode(archive, set(sizes))
 
     if layer_manifest:
         expected = {ARCHITECTURES[a] for a in layer_manifest.get("architectures", [])}
@@ -112,5 +113,31 @@ def inspect_layer(zip_path: Path) -> dict[str, Any]:
             {"path": p, "size": s} for p, s in sorted(sizes.items(), key=lambda i: -i[1])[:10]
         ],
         "shared_objects": len(shared),
+        "bytecode": bytecode,
         "problems": problems,
     }
+
+
+# PEP 552: the flags word after the magic number.
+_PYC_KINDS = {0b00: "timestamp", 0b01: "unchecked-hash", 0b11: "checked-hash"}
+
+
+def _bytecode(archive: zipfile.ZipFile, names: set[str]) -> dict[str, Any]:
+    """How many of the layer's sources have bytecode, per interpreter (cpython-311), and of
+    which kind. Sources without it are compiled again on every cold start."""
+    sources = sum(1 for name in names if name.endswith(".py"))
+    tags: dict[str, dict[str, Any]] = {}
+    for name in sorted(names):
+        folder, found, file = name.rpartition("/__pycache__/")
+        parts = file.split(".")
+        if not found or len(parts) != 3 or parts[2] != "pyc":  # no .opt-1.pyc: Lambda runs -O0
+            continue
+        if f"{folder}/{parts[0]}.py" not in names:
+            continue
+        tag = tags.setdefault(parts[1], {"sources": 0, "kind": None})
+        tag["sources"] += 1
+        if tag["kind"] is None:
+            with archive.open(name) as pyc:
+                flags = int.from_bytes(pyc.read(8)[4:8], "little")
+            tag["kind"] = _PYC_KINDS.get(flags, "unknown")
+    return {"sources": sources, "tags": tags}

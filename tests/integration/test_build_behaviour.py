@@ -247,3 +247,17 @@ def test_a_new_description_rebuilds_the_zip_that_carries_it(project: Path) -> No
     assert second["sha256"] != first["sha256"]
     with zipfile.ZipFile(project / second["path"]) as zipped:
         assert json.loads(zipped.read("layerkit/small.json"))["description"] == "two"
+
+
+def test_a_no_op_build_never_reports_a_stale_hash_for_a_zip_changed_in_place(
+    project: Path,
+) -> None:
+    write_recipe(project, "small", SMALL)
+    env = {"LAYERKIT_CACHE_DIR": str(project / "cache")}
+    [built] = build(project, "small", env=env)
+    zip_path = project / "dist" / "small.zip"
+    with zip_path.open("ab") as changed:  # e.g. a tool that rewrites the ZIP in place
+        changed.write(b"\0" * 100)
+    [again] = build(project, "small", env=env)
+    assert again["sha256"] == hashlib.sha256(zip_path.read_bytes()).hexdigest()
+    assert again["sha256"] != built["sha256"]

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import importlib.util
 import json
 import zipfile
 from pathlib import Path
@@ -70,3 +71,28 @@ def test_a_shared_object_needing_a_newer_glibc_than_the_runtime_is_flagged(tmp_p
         "python/np/_core.cpython-311-x86_64-linux-gnu.so needs GLIBC_2.28, "
         "newer than the runtime's 2.26"
     ]
+
+
+def test_bytecode_is_counted_per_interpreter_with_its_kind(tmp_path: Path) -> None:
+    header = importlib.util.MAGIC_NUMBER + (0b01).to_bytes(4, "little") + bytes(8)
+    zip_path = layer(
+        tmp_path / "pyc.zip",
+        {
+            "python/a.py": b"x = 1\n",
+            "python/b.py": b"y = 2\n",
+            "python/__pycache__/a.cpython-312.pyc": header,
+            "python/__pycache__/a.cpython-313.pyc": header[:4] + bytes(12),
+            "python/__pycache__/a.cpython-312.opt-1.pyc": header,  # never used on Lambda
+            "python/__pycache__/gone.cpython-312.pyc": header,  # no source: never imported
+        },
+    )
+    bytecode = inspect_layer(zip_path)["bytecode"]
+    assert bytecode == {
+        "sources": 2,
+        "tags": {
+            "cpython-312": {"sources": 1, "kind": "unchecked-hash"},
+            "cpython-313": {"sources": 1, "kind": "timestamp"},
+        },
+    }
+    shown = layerkit("inspect", str(zip_path), cwd=tmp_path).stdout
+    assert "cpython-312 for 1/2 sources (unchecked-hash)" in shown
