@@ -74,11 +74,14 @@ if __name__ == "__main__":
                 relative = os.path.relpath(os.path.join(folder, name), src)
                 target = os.path.join(out, importlib.util.cache_from_source(relative))
                 jobs.append((os.path.join(folder, name), relative, target))
-    if len(jobs) < 64 or (os.cpu_count() or 1) == 1:
-        failed = [r for r in map(compile_one, jobs) if r]
-    else:
-        with concurrent.futures.ProcessPoolExecutor() as pool:
-            failed = [r for r in pool.map(compile_one, jobs, chunksize=16) if r]
+    results = None
+    if len(jobs) >= 64 and (os.cpu_count() or 1) > 1:
+        try:
+            with concurrent.futures.ProcessPoolExecutor() as pool:
+                results = list(pool.map(compile_one, jobs, chunksize=16))
+        except (OSError, NotImplementedError):
+            pass  # no process pools here (no /dev/shm in some containers): one by one
+    failed = [r for r in (results if results is not None else map(compile_one, jobs)) if r]
     print("LAYERKIT-BYTECODE " + json.dumps({
         "tag": sys.implementation.cache_tag,
         "version": "%d.%d.%d" % sys.version_info[:3],
