@@ -1,12 +1,14 @@
 """Cold import of a layer: layerkit's hash-based bytecode against what other tools ship.
 
 The data set (numpy, pandas, pydantic, cryptography) for python3.11 x86_64, every tool
-installing the same pins. Each layer is zipped as the tool's users zip it, extracted into a
-fresh folder, and imported in a fresh `python3.11 -B -I -S` with only that folder on
-sys.path: -B because Lambda's /opt is read-only, so nothing compiled at import is kept.
+installing the same wheels (layerkit's lock, with its hashes; aws-lambda-builders the same
+pins, which it resolves to the same manylinux2014 wheels). Each layer is zipped as the
+tool's users zip it, extracted into a fresh folder, and imported in a fresh
+`python3.11 -B -I -S` with only that folder on sys.path: -B because Lambda's /opt is
+read-only, so nothing compiled at import is kept.
 Run from the repository root, after `pip install -e '.[dev,bench]'`:
 
-    python bench/cold_import.py [--runs 7]
+    python bench/cold_import.py [--runs 11]
 
 Layers are extracted twice: with `unzip`, which keeps the files' times, and with Python's
 `zipfile`, which does not. Timestamp-based pyc (pip's, uv's) are only valid when the times
@@ -65,23 +67,26 @@ def layerkit_layer(project: Path, bytecode: bool) -> Path:
     return out / "data311.zip"
 
 
-def pip_layer(pins: Path, python: Path) -> Path:
+def pip_layer(lock: Path, python: Path) -> Path:
+    """pip with the lock's hashes: exactly layerkit's wheels (the host would otherwise pick
+    ones for its own, newer glibc, which python3.11's Amazon Linux 2 cannot load)."""
     work = fresh("cold-pip")
     subprocess.run(
-        [str(python), "-m", "pip", "install", "--quiet", "--no-deps", "--only-binary", ":all:",
-         "--target", str(work / "python"), "-r", str(pins)],
+        [str(python), "-m", "pip", "install", "--quiet", "--no-deps", "--require-hashes",
+         "--only-binary", ":all:", "--target", str(work / "python"), "-r", str(lock)],
         env=clean_env(), check=True,
     )  # fmt: skip
     zip_tree(work, work / "layer.zip")
     return work / "layer.zip"
 
 
-def uv_layer(pins: Path, python: Path, compile_bytecode: bool) -> Path:
+def uv_layer(lock: Path, python: Path, compile_bytecode: bool) -> Path:
     work = fresh(f"cold-uv-{compile_bytecode}")
     subprocess.run(
-        [find_uv_bin(), "pip", "install", "--quiet", "--no-deps", "--only-binary", ":all:",
-         "--target", str(work / "python"), "--python", str(python),
-         *(["--compile-bytecode"] if compile_bytecode else []), "-r", str(pins)],
+        [find_uv_bin(), "pip", "install", "--quiet", "--no-deps", "--require-hashes",
+         "--only-binary", ":all:", "--target", str(work / "python"), "--python", str(python),
+         "--python-version", "3.11", "--python-platform", "x86_64-manylinux_2_17",
+         *(["--compile-bytecode"] if compile_bytecode else []), "-r", str(lock)],
         env=clean_env(UV_CACHE_DIR=str(OUT / "cold-uv-cache")), check=True,
     )  # fmt: skip
     zip_tree(work, work / "layer.zip")
@@ -116,7 +121,7 @@ def cold_import(python: Path, opt: Path) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--runs", type=int, default=11)
     args = parser.parse_args(argv)
     (OUT / "trash").mkdir(parents=True, exist_ok=True)
     python = python311()
@@ -137,9 +142,9 @@ def main(argv: list[str] | None = None) -> int:
     layers = {
         "layerkit": layerkit_layer(project, bytecode=True),
         "layerkit, bytecode = false": layerkit_layer(project, bytecode=False),
-        "pip install --target": pip_layer(pins, python),
-        "uv pip install --target --compile-bytecode": uv_layer(pins, python, True),
-        "uv pip install --target": uv_layer(pins, python, False),
+        "pip install --target": pip_layer(lock, python),
+        "uv pip install --target --compile-bytecode": uv_layer(lock, python, True),
+        "uv pip install --target": uv_layer(lock, python, False),
         "aws-lambda-builders": lambda_builders_layer(pins, python),
     }
     times: dict[str, dict[str, list[float]]] = {
