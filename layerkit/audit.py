@@ -23,8 +23,8 @@ from typing import Any
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from layerkit.aws import AWSError, Clients, layer_versions, translated
-from layerkit.errors import LayerkitError, UserError
+from layerkit.aws import Clients, layer_versions, translated
+from layerkit.errors import AWSError, LayerkitError, UserError
 from layerkit.quota import UNZIPPED_LIMIT, WARN_FRACTION
 from layerkit.registry import Version
 

@@ -14,22 +14,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from layerkit.errors import LayerkitError
+from layerkit.errors import AWSError, CredentialsError
 
 if TYPE_CHECKING:
     import boto3
-
-
-class AWSError(LayerkitError):
-    exit_code = 6
-
-    def __init__(self, message: str, code: str = "") -> None:
-        super().__init__(message)
-        self.code = code
-
-
-class CredentialsError(AWSError):
-    exit_code = 2
 
 
 @dataclass

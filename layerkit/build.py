@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from layerkit import __version__, archive, lock, manifest, quota
+from layerkit import __version__, archive, elf, lock, manifest, quota
 from layerkit.archive import Entry
 from layerkit.bytecode import (
     Compiled,
@@ -29,15 +29,15 @@ from layerkit.bytecode import (
 )
 from layerkit.container import (
     DOCKER_ARCHITECTURES,
-    ArchitectureError,
     BuildContainer,
     ContainerEngine,
-    ContainerError,
     DockerEngine,
     Run,
 )
 from layerkit.errors import (
+    ArchitectureError,
     BuildError,
+    ContainerError,
     NoFittingWheelError,
     ResolutionError,
     StaleLockError,
@@ -54,7 +54,7 @@ from layerkit.install import (
 from layerkit.lock import Lock, LockedDist
 from layerkit.recipe import Recipe
 from layerkit.runner import run
-from layerkit.targets import ELF_MACHINES, Target
+from layerkit.targets import Target
 
 log = logging.getLogger("layerkit")
 
@@ -757,21 +757,13 @@ def _merge(installed: list[list[Installed]]) -> list[Entry]:
     return [entry for entry, _ in chosen.values()]
 
 
-def _is_shared_object(path: str) -> bool:
-    name = path.rsplit("/", 1)[-1]
-    return name.endswith(".so") or ".so." in name
-
-
-_GLIBC = re.compile(rb"GLIBC_2\.(\d+)")
-
-
 def _check_shared_objects(entries: list[Entry], group: _Group) -> None:
     """Every shared object must be built for the group's architecture, and what the build
     image compiled must not need a newer glibc than the runtime has: guards behind tags."""
     glibc = min(t.runtime.glibc[1] for t in group.targets)
     for entry in entries:
-        if isinstance(entry.data, bytes) and _is_shared_object(entry.path):
-            needs = max(map(int, _GLIBC.findall(archive.read_member(entry))), default=0)
+        if isinstance(entry.data, bytes) and elf.is_shared_object(entry.path):
+            needs = elf.glibc_needs(archive.read_member(entry)) or 0
             if needs > glibc:
                 raise BuildError(
                     f"{entry.path} was compiled against GLIBC_2.{needs}, but "
@@ -785,13 +777,10 @@ def _check_shared_objects(entries: list[Entry], group: _Group) -> None:
     handles: dict[Path, BinaryIO] = {}
     try:
         for entry in entries:
-            if not _is_shared_object(entry.path):
+            if not elf.is_shared_object(entry.path):
                 continue
-            header = archive.head(entry, 20, handles)
-            if header[:4] != b"\x7fELF":
-                continue
-            found = ELF_MACHINES.get(int.from_bytes(header[18:20], "little"), "unknown")
-            if found != machine:
+            found = elf.machine(archive.head(entry, elf.HEADER_SIZE, handles))
+            if found is not None and found != machine:
                 raise BuildError(
                     f"{entry.path} is a {found} shared object, but {group.artifact} is for "
                     f"{machine or 'every architecture'}. The wheel that ships it is tagged "
@@ -821,7 +810,7 @@ def _strip(entries: list[Entry], target: Target) -> list[Entry]:
     result = []
     with tempfile.TemporaryDirectory(prefix="layerkit-strip-") as tmp:
         for number, entry in enumerate(entries):
-            if not _is_shared_object(entry.path):
+            if not elf.is_shared_object(entry.path):
                 result.append(entry)
                 continue
             scratch = Path(tmp) / str(number)

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 from layerkit import manifest
 from layerkit import recipe as recipes
 from layerkit.build import Artifact, Context, build_recipe, lock_recipe
-from layerkit.errors import LayerkitError, UserError
+from layerkit.errors import ExitCode, LayerkitError, UserError
 from layerkit.inspection import inspect_layer
 from layerkit.quota import DIRECT_UPLOAD_LIMIT, mib
 
@@ -268,7 +268,7 @@ def build(
         _render_build(artifacts)
         _render_verification(reports)
     if not all(r["ok"] for r in reports):
-        raise typer.Exit(3)
+        raise typer.Exit(ExitCode.CANNOT_BUILD)
 
 
 def _render_build(artifacts: list[Artifact]) -> None:
@@ -368,7 +368,7 @@ def verify_command(
     else:
         _render_verification(reports)
     if not all(r["ok"] for r in reports):
-        raise typer.Exit(3)
+        raise typer.Exit(ExitCode.CANNOT_BUILD)
 
 
 Regions = Annotated[
@@ -391,7 +391,7 @@ def _registry(path: Path | None) -> Registry:
 def _regions(
     flags: list[str] | None, recipe_regions: tuple[str, ...], clients: Clients
 ) -> list[str]:
-    from layerkit.aws import CredentialsError
+    from layerkit.errors import CredentialsError
 
     regions = list(flags or recipe_regions)
     if not regions:
@@ -480,7 +480,7 @@ def publish(
             line = o.arn if o.status != "failed" else o.error
             out.print(f"{o.region}: {o.layer}: {o.status}: {line}", markup=False, highlight=False)
     if any(o.status == "failed" for o in outcomes):
-        raise typer.Exit(6)
+        raise typer.Exit(ExitCode.AWS)
 
 
 registry_app = typer.Typer(help="The local record of builds and published versions.")
@@ -670,9 +670,9 @@ def audit(
     failing = [gate for gate in sorted(gates) if found[gate]]
     if failing:
         err.print(f"audit: found {', '.join(failing)} (--fail-on)")
-        raise typer.Exit(7)
+        raise typer.Exit(ExitCode.GATE)
     if rep.failures:
-        raise typer.Exit(6)
+        raise typer.Exit(ExitCode.AWS)
 
 
 def _render_audit(rep: AuditReport) -> None:
@@ -752,7 +752,7 @@ def rollout(
         if not results:
             out.print(f"no function uses an older version of {layer}")
     if any(r["status"] == "failed" for r in results):
-        raise typer.Exit(6)
+        raise typer.Exit(ExitCode.AWS)
 
 
 @app.command()
@@ -809,7 +809,7 @@ def inspect(
     else:
         _render_inspection(report)
     if report["problems"]:
-        raise typer.Exit(3)
+        raise typer.Exit(ExitCode.CANNOT_BUILD)
 
 
 def _print_json(data: Any) -> None:
@@ -877,8 +877,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         err.print(f"error: {exc}", markup=False, highlight=False)
         return exc.exit_code
     except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    return 0
+        if isinstance(exc.code, int):
+            return exc.code
+        return ExitCode.OK if exc.code is None else ExitCode.FAILED
+    return ExitCode.OK
 
 
 if __name__ == "__main__":

@@ -14,7 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from layerkit.errors import LayerkitError
+from layerkit.errors import (
+    CommandFailedError,
+    ContainerError,
+    ImageMissingError,
+)
 from layerkit.runner import redact_text
 
 if TYPE_CHECKING:
@@ -26,37 +30,6 @@ LABEL = "layerkit"
 _TAIL_LINES = 30
 # Docker's names for the architectures, as in `docker image inspect` and --platform.
 DOCKER_ARCHITECTURES = {"x86_64": "amd64", "arm64": "arm64"}
-
-
-class ContainerError(LayerkitError):
-    """The engine is missing or refused, or a command in a container failed."""
-
-    exit_code = 5
-
-
-class ArchitectureError(ContainerError):
-    """The engine cannot run the target's architecture: wheels may still serve."""
-
-
-class ImageMissingError(ContainerError):
-    exit_code = 2
-
-    def __init__(self, image: str) -> None:
-        super().__init__(
-            f"The image {image} is not on this Docker engine. Pull it with "
-            f"`docker pull {image}`, name another with --image (or `image` under [build] "
-            "in the recipe), or build without Docker: `--strategy wheels`."
-        )
-
-
-class CommandFailedError(ContainerError):
-    exit_code = 3
-
-    def __init__(self, what: str, image: str, exit_status: int, tail: str) -> None:
-        self.tail = tail
-        super().__init__(
-            f"{what} failed in {image} (exit status {exit_status}). Its last lines:\n{tail}"
-        )
 
 
 @dataclass(frozen=True)

@@ -1,19 +1,28 @@
-"""Every failure layerkit reports, each with its exit code.
+"""Every failure layerkit reports, and every exit code it uses.
 
 The CLI turns a LayerkitError into one paragraph and its exit code in one place
-(cli.main); everything else raises. Exit codes:
-
-  2  the user's input is wrong (recipe, lock, arguments): fix it and run again
-  3  the layer cannot be built as asked (no fitting wheel, over the quota)
-  4  integrity: a downloaded or cached file does not match the lock's hash
-  5  a tool or the network failed (uv, the package index)
+(cli.main); everything else raises. A command that finishes but reports a failure (a
+region that failed, a gate that found something) exits with one of these codes too.
 """
 
 from __future__ import annotations
 
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    OK = 0
+    FAILED = 1  # a LayerkitError without a more precise kind
+    USER = 2  # the user's input is wrong (recipe, lock, arguments): fix it and run again
+    CANNOT_BUILD = 3  # the layer cannot be built as asked, or a layer has problems
+    INTEGRITY = 4  # a downloaded or cached file does not match the lock's hash
+    TOOL = 5  # a tool, Docker or the network failed (uv, the engine, the package index)
+    AWS = 6  # AWS refused or failed (a region, an account)
+    GATE = 7  # `audit --fail-on` found what it gates on
+
 
 class LayerkitError(Exception):
-    exit_code = 1
+    exit_code = ExitCode.FAILED
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -26,7 +35,7 @@ class LayerkitError(Exception):
 class UserError(LayerkitError):
     """Input the user can fix: a recipe, a lock, an argument."""
 
-    exit_code = 2
+    exit_code = ExitCode.USER
 
 
 class RecipeError(UserError):
@@ -45,7 +54,7 @@ class StaleLockError(UserError):
 class BuildError(LayerkitError):
     """The layer cannot be built as asked."""
 
-    exit_code = 3
+    exit_code = ExitCode.CANNOT_BUILD
 
 
 class NoFittingWheelError(BuildError):
@@ -81,13 +90,13 @@ class QuotaError(BuildError):
 
 
 class IntegrityError(LayerkitError):
-    exit_code = 4
+    exit_code = ExitCode.INTEGRITY
 
 
 class ToolError(LayerkitError):
     """An external program or the network failed."""
 
-    exit_code = 5
+    exit_code = ExitCode.TOOL
 
     def __init__(self, command: str, returncode: int, stderr_tail: str) -> None:
         self.command, self.returncode, self.stderr_tail = command, returncode, stderr_tail
@@ -97,4 +106,48 @@ class ToolError(LayerkitError):
 class PackageIndexError(LayerkitError):
     """The package index could not be read (network, auth, missing project)."""
 
-    exit_code = 5
+    exit_code = ExitCode.TOOL
+
+
+class ContainerError(LayerkitError):
+    """The engine is missing or refused, or a command in a container failed."""
+
+    exit_code = ExitCode.TOOL
+
+
+class ArchitectureError(ContainerError):
+    """The engine cannot run the target's architecture: wheels may still serve."""
+
+
+class ImageMissingError(ContainerError):
+    exit_code = ExitCode.USER
+
+    def __init__(self, image: str) -> None:
+        self.image = image
+        super().__init__(
+            f"The image {image} is not on this Docker engine. Pull it with "
+            f"`docker pull {image}`, name another with --image (or `image` under [build] "
+            "in the recipe), or build without Docker: `--strategy wheels`."
+        )
+
+
+class CommandFailedError(ContainerError):
+    exit_code = ExitCode.CANNOT_BUILD
+
+    def __init__(self, what: str, image: str, exit_status: int, tail: str) -> None:
+        self.what, self.image, self.exit_status, self.tail = what, image, exit_status, tail
+        super().__init__(
+            f"{what} failed in {image} (exit status {exit_status}). Its last lines:\n{tail}"
+        )
+
+
+class AWSError(LayerkitError):
+    exit_code = ExitCode.AWS
+
+    def __init__(self, message: str, code: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class CredentialsError(AWSError):
+    exit_code = ExitCode.USER

@@ -8,12 +8,11 @@ from email.parser import HeaderParser
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from layerkit import manifest, quota
+from layerkit import elf, manifest, quota
 from layerkit.errors import UserError
-from layerkit.targets import ARCHITECTURES, ELF_MACHINES, RUNTIMES
+from layerkit.targets import ARCHITECTURES, RUNTIMES
 
 _SITE = re.compile(r"^python/lib/python(\d+\.\d+)/site-packages$")
-_GLIBC = re.compile(rb"GLIBC_2\.(\d+)")
 _CPYTHON_SO = re.compile(r"\.cpython-(\d)(\d+)")
 
 
@@ -67,14 +66,14 @@ def inspect_layer(zip_path: Path) -> dict[str, Any]:
 
         shared: list[dict[str, Any]] = []
         for info in infos:
+            if not elf.is_shared_object(info.filename):
+                continue
             name = PurePosixPath(info.filename).name
-            if not (name.endswith(".so") or ".so." in name):
-                continue
             data = archive.read(info)
-            if data[:4] != b"\x7fELF":
+            machine = elf.machine(data)
+            if machine is None:
                 continue
-            machine = ELF_MACHINES.get(int.from_bytes(data[18:20], "little"), "unknown")
-            glibc = max((int(m) for m in _GLIBC.findall(data)), default=None)
+            glibc = elf.glibc_needs(data)
             abi = _CPYTHON_SO.search(name)
             if abi:
                 python_versions.add(f"{abi.group(1)}.{abi.group(2)}")

@@ -37,8 +37,9 @@ from packaging.utils import (
 )
 from packaging.version import Version
 
-from layerkit.container import PIP_TOOLS, BuildContainer, CommandFailedError
+from layerkit.container import PIP_TOOLS, BuildContainer
 from layerkit.errors import (
+    CommandFailedError,
     IntegrityError,
     NoFittingWheelError,
     ResolutionError,

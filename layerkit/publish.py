@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from layerkit import quota
-from layerkit.aws import AWSError, Clients, layer_versions, translated
-from layerkit.errors import LayerkitError, QuotaError, UserError
+from layerkit.aws import Clients, layer_versions, translated
+from layerkit.errors import AWSError, LayerkitError, QuotaError, UserError
 from layerkit.recipe import PublishSettings
 from layerkit.registry import Version, git_commit, now, who
 

@@ -43,9 +43,6 @@ RUNTIMES: dict[str, Runtime] = {
 # Lambda's architecture name -> the machine name in wheel tags and `uname -m`.
 ARCHITECTURES: dict[str, str] = {"x86_64": "x86_64", "arm64": "aarch64"}
 
-# e_machine values in an ELF header, for checking the shared objects in a layer.
-ELF_MACHINES: dict[int, str] = {0x3E: "x86_64", 0xB7: "aarch64", 0x03: "i386", 0x28: "arm"}
-
 # The glibc levels uv's --python-platform knows. A runtime whose glibc is not among them
 # resolves at the highest one below it: never too new, at worst a slightly older version.
 _UV_GLIBC_LEVELS = (17, 28, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40)

@@ -16,8 +16,8 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from layerkit.aws import AWSError, Clients, translated
-from layerkit.errors import QuotaError
+from layerkit.aws import Clients, translated
+from layerkit.errors import AWSError, QuotaError
 from layerkit.publish import Layer, _check_account, _find_existing, sync
 from tests.conftest import layerkit, write_recipe
 

@@ -10,7 +10,7 @@ import pytest
 from layerkit.errors import UserError
 from layerkit.inspection import inspect_layer
 from tests.conftest import layerkit
-from tests.wheels import ELF_AARCH64, ELF_X86_64
+from tests.wheels import ELF_AARCH64, ELF_X86_64, elf_needing
 
 
 def layer(path: Path, files: dict[str, bytes]) -> Path:
@@ -53,7 +53,7 @@ def test_an_x86_64_shared_object_in_an_arm64_layer_is_flagged(tmp_path: Path) ->
 
 
 def test_a_shared_object_needing_a_newer_glibc_than_the_runtime_is_flagged(tmp_path: Path) -> None:
-    so = ELF_X86_64 + b"\x00GLIBC_2.17\x00GLIBC_2.28\x00"
+    so = elf_needing(0x3E, ["GLIBC_2.17", "GLIBC_2.28"])
     zip_path = layer(
         tmp_path / "new.zip",
         {
