@@ -16,7 +16,6 @@ import zipfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from email.parser import HeaderParser
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ from packaging.utils import canonicalize_name
 
 from layerkit.aws import Clients, layer_versions, translated
 from layerkit.errors import AWSError, LayerkitError, UserError
+from layerkit.metadata import parse_metadata
 from layerkit.quota import UNZIPPED_LIMIT, WARN_FRACTION
 from layerkit.registry import Version
 
@@ -223,8 +223,8 @@ def distributions_of(zip_bytes: bytes) -> list[tuple[str, str]]:
     with zipfile.ZipFile(io.BytesIO(zip_bytes)) as layer:
         for name in layer.namelist():
             if name.endswith(".dist-info/METADATA") and ".." not in name.split("/"):
-                meta = HeaderParser().parsestr(layer.read(name).decode("utf-8", "replace"))
-                found.append((str(meta["Name"]), str(meta["Version"])))
+                meta = parse_metadata(layer.read(name).decode("utf-8", "replace"))
+                found.append((meta.name, meta.version))
     return found
 
 

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 
 from packaging.utils import canonicalize_name
 
+from layerkit.archive import sha256_of
 from layerkit.errors import IntegrityError, PackageIndexError
 
 if TYPE_CHECKING:
@@ -297,11 +298,7 @@ class WheelCache:
         found = self.find(sha256)
         if found is None:
             return None
-        digest = hashlib.sha256()
-        with found.open("rb") as handle:
-            while chunk := handle.read(1 << 20):
-                digest.update(chunk)
-        if digest.hexdigest() != sha256:
+        if sha256_of(found) != sha256:
             log.warning("cached %s does not match its hash; downloading it again", found.name)
             found.unlink()
             return None

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import re
 import zipfile
-from email.parser import HeaderParser
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from layerkit import elf, manifest, quota
 from layerkit.errors import UserError
+from layerkit.metadata import parse_metadata, wheel_tags
 from layerkit.targets import ARCHITECTURES, RUNTIMES
 
 _SITE = re.compile(r"^python/lib/python(\d+\.\d+)/site-packages$")
@@ -48,7 +48,7 @@ def inspect_layer(zip_path: Path) -> dict[str, Any]:
             found = _SITE.match(site)
             if found:
                 python_versions.add(found.group(1))
-            meta = HeaderParser().parsestr(archive.read(info).decode("utf-8", "replace"))
+            meta = parse_metadata(archive.read(info).decode("utf-8", "replace"))
             record = f"{path.parent}/RECORD"
             size = None
             if record in sizes:
@@ -57,12 +57,9 @@ def inspect_layer(zip_path: Path) -> dict[str, Any]:
                 size = sum(sizes.get(prefix + row.split(",")[0], 0) for row in rows if row)
             wheel_file = f"{path.parent}/WHEEL"
             if wheel_file in sizes:
-                for line in archive.read(wheel_file).decode().splitlines():
-                    if line.startswith("Tag:"):
-                        wheel_machines |= {m for m in ("x86_64", "aarch64") if m in line}
-            dists.append(
-                {"name": meta["Name"], "version": meta["Version"], "site": site, "size": size}
-            )
+                for tag in wheel_tags(archive.read(wheel_file).decode("utf-8", "replace")):
+                    wheel_machines |= {m for m in ("x86_64", "aarch64") if tag.platform.endswith(m)}
+            dists.append({"name": meta.name, "version": meta.version, "site": site, "size": size})
 
         shared: list[dict[str, Any]] = []
         for info in infos:

@@ -14,7 +14,6 @@ import zipfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from email.parser import HeaderParser
 from pathlib import Path
 
 from packaging.utils import canonicalize_name
@@ -24,6 +23,7 @@ from layerkit.container import BuildContainer
 from layerkit.errors import IntegrityError
 from layerkit.index import IndexFile, PackageIndex, WheelCache
 from layerkit.lock import Lock, LockedDist, best_wheel, choose_wheel
+from layerkit.metadata import parse_metadata, wheel_tags
 from layerkit.recipe import Slim
 from layerkit.targets import RUNTIME_PROVIDED, Target
 
@@ -176,21 +176,6 @@ def _slimmed(path: str, slim: Slim) -> bool:
     return slim.stubs and path.endswith(".pyi")
 
 
-def _license(metadata: str) -> str:
-    message = HeaderParser().parsestr(metadata)
-    if message.get("License-Expression"):
-        return str(message["License-Expression"])
-    declared = str(message.get("License") or "").strip()
-    if declared and "\n" not in declared and len(declared) <= 80:
-        return declared
-    classifiers = [
-        str(c).split(" :: ")[-1]
-        for c in message.get_all("Classifier") or []
-        if str(c).startswith("License ::")
-    ]
-    return "; ".join(classifiers) or ("see distribution" if declared else "unknown")
-
-
 def _top_level(paths: list[str]) -> tuple[str, ...]:
     names = set()
     for path in paths:
@@ -237,7 +222,7 @@ def install(wheel: Path, dist: LockedDist, site_packages: str, slim: Slim) -> In
     return Installed(
         name=dist.name,
         version=dist.version,
-        license=_license(metadata),
+        license=parse_metadata(metadata).license,
         wheel=wheel.name,
         sha256=wheel.parent.name,
         size=size,
@@ -291,8 +276,10 @@ def from_tree(
     wanted = {d.key: d for d in dists}
     installed = []
     for record in sorted(site.glob("*.dist-info/RECORD")):
-        metadata = (record.parent / "METADATA").read_text(encoding="utf-8", errors="replace")
-        name = str(HeaderParser().parsestr(metadata)["Name"])
+        metadata = parse_metadata(
+            (record.parent / "METADATA").read_text(encoding="utf-8", errors="replace")
+        )
+        name = metadata.name
         dist = wanted.get(canonicalize_name(name))
         if dist is None:
             continue
@@ -313,13 +300,13 @@ def from_tree(
         entries = compress_all(items)
         # The wheel pip installed, or built from the sdist: its name from the WHEEL tags.
         wheel_info = (record.parent / "WHEEL").read_text(encoding="utf-8", errors="replace")
-        tags = [line[4:].strip() for line in wheel_info.splitlines() if line.startswith("Tag:")]
+        tags = wheel_tags(wheel_info)
         stem = dist.name.replace("-", "_")
         installed.append(
             Installed(
                 name=dist.name,
                 version=dist.version,
-                license=_license(metadata),
+                license=metadata.license,
                 wheel=f"{stem}-{dist.version}-{tags[0] if tags else 'unknown'}.whl",
                 sha256="",
                 size=sum(e.size for e in entries),
