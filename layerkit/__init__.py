@@ -3,12 +3,11 @@
 The public API is what this module exports; everything else may change.
 """
 
-__version__ = "0.1.0"
-
 from layerkit.build import Artifact, Context, build_recipe, lock_recipe
 from layerkit.errors import LayerkitError
 from layerkit.inspection import inspect_layer
 from layerkit.recipe import Recipe, load
+from layerkit.version import __version__
 
 __all__ = [
     "Artifact",

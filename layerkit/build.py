@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from layerkit import __version__, archive, elf, lock, manifest, quota
+from layerkit import archive, elf, lock, manifest, quota
 from layerkit.archive import Entry
 from layerkit.bytecode import (
     Compiled,
@@ -55,6 +55,7 @@ from layerkit.lock import Lock, LockedDist
 from layerkit.recipe import Recipe
 from layerkit.runner import run
 from layerkit.targets import Target
+from layerkit.version import __version__
 
 log = logging.getLogger("layerkit")
 

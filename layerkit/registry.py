@@ -19,6 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from layerkit.errors import UserError
+
+# PRAGMA user_version: which migrations a registry file has had. A newer layerkit runs the
+# missing ones; an older one refuses a newer file rather than misread it.
+SCHEMA_VERSION = 1
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS builds (
     id INTEGER PRIMARY KEY,
@@ -114,7 +119,17 @@ class Registry:
     def _db(self) -> Iterator[sqlite3.Connection]:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with closing(sqlite3.connect(self.path, timeout=30)) as db:
-            db.executescript(_SCHEMA)
+            db.row_factory = sqlite3.Row
+            version = int(db.execute("PRAGMA user_version").fetchone()[0])
+            if version > SCHEMA_VERSION:
+                raise UserError(
+                    f"{self.path} was written by a newer layerkit (registry schema {version}; "
+                    f"this one knows {SCHEMA_VERSION}). Upgrade layerkit, or point --registry "
+                    "elsewhere and run `layerkit registry sync`."
+                )
+            if version < SCHEMA_VERSION:
+                db.executescript(_SCHEMA)  # version 0: the tables, created if missing
+                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             with db:  # one transaction
                 yield db
 
@@ -133,8 +148,9 @@ class Registry:
         with self._db() as db:
             for v in versions:
                 db.execute(
-                    "INSERT OR REPLACE INTO versions VALUES"
-                    " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT OR REPLACE INTO versions (arn, layer, region, account, version,"
+                    " sha256, size, description, runtimes, architectures, created, manifest,"
+                    " by, git_commit) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (v.arn, v.layer, v.region, v.account, v.version, v.sha256, v.size,
                      v.description, json.dumps(v.runtimes), json.dumps(v.architectures),
                      v.created, json.dumps(v.manifest) if v.manifest else None, v.by,
@@ -151,20 +167,20 @@ class Registry:
             rows = db.execute(query + " ORDER BY layer, region, version", args).fetchall()
         return [
             Version(
-                arn=r[0],
-                layer=r[1],
-                region=r[2],
-                account=r[3],
-                version=r[4],
-                sha256=r[5],
-                size=r[6],
-                description=r[7],
-                runtimes=tuple(json.loads(r[8] or "[]")),
-                architectures=tuple(json.loads(r[9] or "[]")),
-                created=r[10],
-                manifest=json.loads(r[11]) if r[11] else None,
-                by=r[12],
-                git_commit=r[13],
+                arn=r["arn"],
+                layer=r["layer"],
+                region=r["region"],
+                account=r["account"],
+                version=r["version"],
+                sha256=r["sha256"],
+                size=r["size"],
+                description=r["description"],
+                runtimes=tuple(json.loads(r["runtimes"] or "[]")),
+                architectures=tuple(json.loads(r["architectures"] or "[]")),
+                created=r["created"],
+                manifest=json.loads(r["manifest"]) if r["manifest"] else None,
+                by=r["by"],
+                git_commit=r["git_commit"],
             )
             for r in rows
         ]
