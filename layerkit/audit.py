@@ -24,6 +24,7 @@ from packaging.utils import canonicalize_name
 
 from layerkit.aws import Clients, layer_versions, translated
 from layerkit.errors import AWSError, LayerkitError, UserError
+from layerkit.manifest import LayerManifest
 from layerkit.metadata import parse_metadata
 from layerkit.quota import UNZIPPED_LIMIT, WARN_FRACTION
 from layerkit.registry import Version
@@ -253,19 +254,17 @@ def package_matches(
 
 
 def layer_contents(
-    accounts: dict[str, Clients], manifests: dict[str, dict[str, Any]], cache_root: Path
+    accounts: dict[str, Clients], manifests: dict[str, LayerManifest], cache_root: Path
 ) -> Callable[[str], list[tuple[str, str]] | None]:
     """What a layer version ships: its manifest when layerkit built it, else its ZIP,
     downloaded once and kept by CodeSha256."""
     import urllib.request
 
-    from layerkit.manifest import distributions
-
     any_clients = next(iter(accounts.values()))
 
     def contents(arn: str) -> list[tuple[str, str]] | None:
         if arn in manifests:
-            return [(d["name"], d["version"]) for d in distributions(manifests[arn]).values()]
+            return [(d.name, d.version) for d in manifests[arn].distributions().values()]
         region, owner, _, _ = parse_arn(arn)
         lam = (accounts.get(owner) or any_clients).client("lambda", region)
         try:
@@ -402,13 +401,13 @@ def apply_prune(rows: list[dict[str, Any]], accounts: dict[str, Clients]) -> Non
 
 def known_sizes(
     versions: list[Version],
-) -> tuple[dict[str, int], dict[str, int], dict[str, dict[str, Any]]]:
+) -> tuple[dict[str, int], dict[str, int], dict[str, LayerManifest]]:
     """From the registry: zipped size, unzipped size and manifest per layer version ARN."""
     zipped = {v.arn: v.size for v in versions if v.size is not None}
     unzipped = {
-        v.arn: int(v.manifest["unzipped_bytes"])
+        v.arn: v.manifest.unzipped_bytes
         for v in versions
-        if v.manifest and "unzipped_bytes" in v.manifest
+        if v.manifest and v.manifest.unzipped_bytes is not None
     }
     manifests = {v.arn: v.manifest for v in versions if v.manifest}
     return zipped, unzipped, manifests

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -486,7 +487,7 @@ def _existing(path: Path, key: str) -> tuple[int, int, str] | None:
     with zipfile.ZipFile(path) as zipped:
         infos = zipped.infolist()
         found = manifest.read_from(zipped)
-        if found is None or found.get("build_key") != key:
+        if found is None or found.build_key != key:
             return None
     return len(infos), sum(i.file_size for i in infos), archive.sha256_of(path)
 
@@ -672,7 +673,7 @@ def _assemble(
     layer_manifest = _manifest(recipe, group, locks, installs, files, key, built_with, compilers)
     # What the layer adds to a function's 250 MiB, the manifest itself aside: audits read it.
     content = sum(e.size for e in entries) + sum(len(data) for _, data, _ in generated)
-    layer_manifest["unzipped_bytes"] = content
+    layer_manifest = dataclasses.replace(layer_manifest, unzipped_bytes=content)
     generated.append((manifest.path_for(recipe.name), manifest.dumps(layer_manifest), 0o644))
     unzipped = sum(e.size for e in entries) + sum(len(data) for _, data, _ in generated)
     sizes: dict[str, int] = {}
@@ -830,42 +831,41 @@ def _manifest(
     key: str,
     built_with: dict[str, str],
     compilers: dict[str, Compiler],
-) -> dict[str, Any]:
+) -> manifest.LayerManifest:
     targets = {}
     shared = {i.name for i in installs.shared}
     for target in group.targets:
         site = installs.site_packages(target)
         python = target.runtime.python_version
-        targets[target.id] = {
-            "lock": "sha256:" + locks[target.id][1],
-            "built_with": built_with[target.id],
-            "site_packages": site,
-            "bytecode": f"cpython-{python.replace('.', '')}" if python in compilers else None,
-            "distributions": [
-                {
-                    "name": d.name,
-                    "version": d.version,
-                    "license": d.license,
-                    "size": d.size,
-                    "wheel": d.wheel,
-                    "sha256": d.sha256,
-                    "top_level": list(d.top_level),
-                    "site_packages": "python" if d.name in shared else site,
-                }
+        targets[target.id] = manifest.TargetContent(
+            lock="sha256:" + locks[target.id][1],
+            built_with=built_with[target.id],
+            site_packages=site,
+            bytecode=f"cpython-{python.replace('.', '')}" if python in compilers else None,
+            distributions=tuple(
+                manifest.Distribution(
+                    name=d.name,
+                    version=d.version,
+                    license=d.license,
+                    size=d.size,
+                    wheel=d.wheel,
+                    sha256=d.sha256,
+                    top_level=d.top_level,
+                    site_packages="python" if d.name in shared else site,
+                )
                 for d in sorted(installs.of(target), key=lambda d: d.name.lower())
-            ],
-        }
-    return {
-        "format": manifest.FORMAT,
-        "layer": recipe.name,
-        "artifact": group.artifact,  # the LayerName it is published as
-        "description": recipe.description,
-        "license": recipe.license,
-        "layerkit": __version__,
-        "build_key": key,
-        "runtimes": sorted({t.runtime.name for t in group.targets}),
-        "architectures": sorted({t.architecture for t in group.targets}),
-        "excluded": sorted(recipe.exclude),
-        "targets": targets,
-        "files": [{"path": f.path, "sha256": f.sha256, "mode": oct(f.mode)} for f in files],
-    }
+            ),
+        )
+    return manifest.LayerManifest(
+        layer=recipe.name,
+        artifact=group.artifact,  # the LayerName it is published as
+        description=recipe.description,
+        license=recipe.license,
+        layerkit=__version__,
+        build_key=key,
+        runtimes=tuple(sorted({t.runtime.name for t in group.targets})),
+        architectures=tuple(sorted({t.architecture for t in group.targets})),
+        excluded=tuple(sorted(recipe.exclude)),
+        targets=targets,
+        files=tuple(manifest.RecipeFile(f.path, f.sha256, oct(f.mode)) for f in files),
+    )

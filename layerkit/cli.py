@@ -548,8 +548,6 @@ def show(
     as_json: AsJson = False,
 ) -> None:
     """A layer version: where it is published, and what it contains."""
-    from layerkit.manifest import distributions
-
     found = _version(spec, registry_path)
     if as_json:
         _print_json([v.as_dict() for v in found])
@@ -561,8 +559,8 @@ def show(
         from rich.table import Table
 
         table = Table("distribution", "version", "licence", "size")
-        for d in distributions(layer_manifest).values():
-            table.add_row(d["name"], d["version"], d["license"], mib(d["size"]))
+        for d in layer_manifest.distributions().values():
+            table.add_row(d.name, d.version, d.license, mib(d.size))
         out.print(table)
 
 
@@ -582,7 +580,10 @@ def diff_versions(
         if found is None:
             raise UserError(f"{spec} has no manifest in the registry (not built by layerkit).")
         manifests.append(found)
-    changes = diff_manifests(manifests[0], manifests[1])
+    changes = {
+        kind: [c.to_json() for c in found]
+        for kind, found in diff_manifests(manifests[0], manifests[1]).items()
+    }
     if as_json:
         _print_json(changes)
         return

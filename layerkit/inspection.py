@@ -78,8 +78,8 @@ def inspect_layer(zip_path: Path) -> dict[str, Any]:
         bytecode = _bytecode(archive, set(sizes))
 
     if layer_manifest:
-        expected = {ARCHITECTURES[a] for a in layer_manifest.get("architectures", [])}
-        runtimes = [RUNTIMES[r] for r in layer_manifest.get("runtimes", []) if r in RUNTIMES]
+        expected = {ARCHITECTURES[a] for a in layer_manifest.architectures}
+        runtimes = [RUNTIMES[r] for r in layer_manifest.runtimes if r in RUNTIMES]
     else:
         expected = wheel_machines
         runtimes = [r for r in RUNTIMES.values() if r.python_version in python_versions]
@@ -97,7 +97,7 @@ def inspect_layer(zip_path: Path) -> dict[str, Any]:
     unzipped = sum(sizes.values())
     return {
         "path": str(zip_path),
-        "layer": layer_manifest.get("layer") if layer_manifest else None,
+        "layer": layer_manifest.layer if layer_manifest else None,
         "files": len(infos),
         "unzipped": unzipped,
         "zipped": zip_path.stat().st_size,

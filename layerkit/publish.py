@@ -28,6 +28,7 @@ from typing import Any
 from layerkit import quota
 from layerkit.aws import Clients, layer_versions, translated
 from layerkit.errors import AWSError, LayerkitError, QuotaError, UserError
+from layerkit.manifest import LayerManifest
 from layerkit.recipe import PublishSettings
 from layerkit.registry import Version, git_commit, now, who
 
@@ -49,7 +50,7 @@ class Layer:
     architectures: tuple[str, ...]
     description: str
     license: str
-    manifest: dict[str, Any]
+    manifest: LayerManifest
 
     @property
     def marker(self) -> str:
@@ -445,21 +446,21 @@ def layer_from_zip(path: Path) -> Layer:
             unzipped = sum(i.file_size for i in zipped.infolist())
     except (OSError, zipfile.BadZipFile) as exc:
         raise UserError(f"{path}: not a readable ZIP file ({exc}).") from None
-    if found is None or "artifact" not in found:
+    if found is None or not found.artifact:
         raise UserError(
             f"{path} has no layerkit manifest naming its layer: publish ZIPs made by "
             "`layerkit build`, or publish the recipe."
         )
     return Layer(
-        name=str(found["artifact"]),
+        name=found.artifact,
         path=path,
         sha256=archive.sha256_of(path),
         unzipped=unzipped,
         zipped=path.stat().st_size,
-        runtimes=tuple(found.get("runtimes", [])),
-        architectures=tuple(found.get("architectures", [])),
-        description=str(found.get("description", "")),
-        license=str(found.get("license", "")),
+        runtimes=found.runtimes,
+        architectures=found.architectures,
+        description=found.description,
+        license=found.license,
         manifest=found,
     )
 
@@ -501,7 +502,7 @@ def sync(regions: list[str], clients: Clients, download: bool = True) -> list[Ve
         return [v for versions in pool.map(one, regions) for v in versions]
 
 
-def _remote_manifest(location: str) -> dict[str, Any] | None:
+def _remote_manifest(location: str) -> LayerManifest | None:
     """The manifest inside a layer, from the presigned URL GetLayerVersion gives."""
     if not location.startswith("https://"):
         return None  # moto answers s3://, a real account a presigned https URL

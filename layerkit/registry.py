@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from layerkit.errors import UserError
+from layerkit.manifest import LayerManifest
 
 # PRAGMA user_version: which migrations a registry file has had. A newer layerkit runs the
 # missing ones; an older one refuses a newer file rather than misread it.
@@ -68,14 +69,19 @@ class Version:
     runtimes: tuple[str, ...]
     architectures: tuple[str, ...]
     created: str
-    manifest: dict[str, Any] | None = None
+    manifest: LayerManifest | None = None
     by: str | None = None
     git_commit: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         data = dict(self.__dict__)
         data["runtimes"], data["architectures"] = list(self.runtimes), list(self.architectures)
+        data["manifest"] = self.manifest.to_json() if self.manifest else None
         return data
+
+
+def _stored(manifest: LayerManifest | None) -> str | None:
+    return json.dumps(manifest.to_json()) if manifest else None
 
 
 def default_path(env: Mapping[str, str]) -> Path:
@@ -134,13 +140,18 @@ class Registry:
                 yield db
 
     def record_build(
-        self, recipe: str, artifact: str, sha256: str, targets: list[str], manifest: Any
+        self,
+        recipe: str,
+        artifact: str,
+        sha256: str,
+        targets: list[str],
+        manifest: LayerManifest | None,
     ) -> None:
         with self._db() as db:
             db.execute(
                 "INSERT INTO builds (recipe, artifact, sha256, targets, manifest, at, by,"
                 " git_commit) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (recipe, artifact, sha256, json.dumps(targets), json.dumps(manifest), now(),
+                (recipe, artifact, sha256, json.dumps(targets), _stored(manifest), now(),
                  who(), git_commit(Path.cwd())),
             )  # fmt: skip
 
@@ -153,7 +164,7 @@ class Registry:
                     " by, git_commit) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (v.arn, v.layer, v.region, v.account, v.version, v.sha256, v.size,
                      v.description, json.dumps(v.runtimes), json.dumps(v.architectures),
-                     v.created, json.dumps(v.manifest) if v.manifest else None, v.by,
+                     v.created, _stored(v.manifest), v.by,
                      v.git_commit),
                 )  # fmt: skip
 
@@ -178,7 +189,9 @@ class Registry:
                 runtimes=tuple(json.loads(r["runtimes"] or "[]")),
                 architectures=tuple(json.loads(r["architectures"] or "[]")),
                 created=r["created"],
-                manifest=json.loads(r["manifest"]) if r["manifest"] else None,
+                manifest=LayerManifest.from_json(json.loads(r["manifest"]), str(self.path))
+                if r["manifest"] and r["manifest"] != "null"
+                else None,
                 by=r["by"],
                 git_commit=r["git_commit"],
             )

@@ -153,9 +153,9 @@ def verify(
             opt = Path(tmp) / "opt"
             layer.extractall(opt)
             opt.chmod(0o755)
-            layer_manifest = f"layerkit/{found['layer']}.json"
+            layer_manifest = manifest.path_for(found.layer)
             results = []
-            for target_id in found["targets"]:
+            for target_id in found.targets:
                 runtime_name, arch = target_id.rsplit("-", 1)
                 python = RUNTIMES[runtime_name].python_version
                 if native:

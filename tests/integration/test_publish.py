@@ -18,6 +18,7 @@ from botocore.stub import Stubber
 
 from layerkit.aws import Clients, translated
 from layerkit.errors import AWSError, QuotaError
+from layerkit.manifest import LayerManifest
 from layerkit.publish import Layer, _check_account, _find_existing, sync
 from tests.conftest import layerkit, write_recipe
 
@@ -260,7 +261,8 @@ def test_show_and_diff_read_what_each_version_contains(project: Path, aws: dict[
 def stubbed_layer(tmp_path: Path) -> Layer:
     path = tmp_path / "x.zip"
     path.write_bytes(b"zip")
-    return Layer("demo", path, "ab" * 32, 1000, 3, ("python3.12",), ("x86_64",), "", "", {})
+    built = LayerManifest("demo", "demo")
+    return Layer("demo", path, "ab" * 32, 1000, 3, ("python3.12",), ("x86_64",), "", "", built)
 
 
 def page(versions: list[int], marker: str | None, description: str = "old") -> dict[str, Any]:
