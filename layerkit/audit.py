@@ -22,8 +22,9 @@ from typing import Any
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from layerkit.aws import Clients, layer_versions, translated
+from layerkit.aws import Clients
 from layerkit.errors import AWSError, LayerkitError, UserError
+from layerkit.gateways import Account, Functions, FunctionVersion, LayerArn, Layers
 from layerkit.manifest import LayerManifest
 from layerkit.metadata import parse_metadata
 from layerkit.quota import UNZIPPED_LIMIT, WARN_FRACTION
@@ -37,24 +38,8 @@ MAX_WORKERS = 8
 
 def parse_arn(arn: str) -> tuple[str, str, str, int]:
     """(region, account, layer name, version) of a layer version ARN."""
-    parts = arn.split(":")
-    if len(parts) != 8 or parts[5] != "layer":
-        raise UserError(f"{arn!r} is not a layer version ARN.")
-    return parts[3], parts[4], parts[6], int(parts[7])
-
-
-@dataclass(frozen=True)
-class FunctionVersion:
-    account: str
-    region: str
-    name: str
-    version: str  # $LATEST or a published number
-    layers: tuple[str, ...]  # layer version ARNs, in order
-    code_size: int  # zipped
-
-    @property
-    def label(self) -> str:
-        return f"{self.name}:{self.version}"
+    parsed = LayerArn.parse(arn)
+    return parsed.region, parsed.account, parsed.layer, parsed.version
 
 
 @dataclass
@@ -68,23 +53,10 @@ class Scan:
 
 def scan_region(clients: Clients, account: str, region: str) -> Scan:
     scan = Scan(account, region)
-    lam = clients.client("lambda", region)
     try:
-        with translated("lambda:ListFunctions", f"{account} {region}"):
-            for page in lam.get_paginator("list_functions").paginate(FunctionVersion="ALL"):
-                for f in page.get("Functions", []):
-                    scan.functions.append(
-                        FunctionVersion(
-                            account,
-                            region,
-                            str(f["FunctionName"]),
-                            str(f.get("Version", "$LATEST")),
-                            tuple(str(layer["Arn"]) for layer in f.get("Layers", [])),
-                            int(f.get("CodeSize", 0)),
-                        )
-                    )
-        for name, versions in layer_versions(lam, f"{account} {region}").items():
-            scan.layers[name] = sorted(int(v["Version"]) for v in versions)
+        scan.functions = Functions(clients, account, region).every_version()
+        for name, versions in Layers(clients, region).everything(f"{account} {region}").items():
+            scan.layers[name] = sorted(v.arn.version for v in versions)
     except LayerkitError as exc:
         scan.error = str(exc)
     return scan
@@ -108,10 +80,7 @@ def accounts_to_scan(
     accounts = {base.account(): base}
     arns = list(role_arns or [])
     if organization:
-        region = base.default_region() or "us-east-1"
-        with translated("organizations:ListAccounts", "the organization"):
-            pages = base.client("organizations", region).get_paginator("list_accounts").paginate()
-            ids = [a["Id"] for page in pages for a in page["Accounts"] if a["Status"] == "ACTIVE"]
+        ids = Account(base).organization_accounts()
         arns += [f"arn:aws:iam::{i}:role/{role_name}" for i in ids if i not in accounts]
     for arn in arns:
         accounts[arn.split(":")[4]] = Clients(profile=profile, role_arn=arn)
@@ -122,10 +91,7 @@ def regions_to_scan(flags: list[str] | None, clients: Clients) -> list[str]:
     """The regions asked for, else every region enabled for the account."""
     if flags:
         return flags
-    region = clients.default_region() or "us-east-1"
-    with translated("ec2:DescribeRegions", "the account"):
-        found = clients.client("ec2", region).describe_regions()["Regions"]
-    return sorted(r["RegionName"] for r in found)
+    return Account(clients).regions()
 
 
 @dataclass
@@ -212,10 +178,8 @@ def add_storage(rep: Report, accounts: dict[str, Clients], sizes: dict[str, int]
         if row["arn"] in sizes:
             row["size"] = sizes[row["arn"]]
             continue
-        lam = accounts[row["account"]].client("lambda", row["region"])
-        with translated("lambda:GetLayerVersion", row["arn"]):
-            content = lam.get_layer_version(LayerName=row["layer"], VersionNumber=row["version"])
-        row["size"] = int(content["Content"].get("CodeSize", 0))
+        layers = Layers(accounts[row["account"]], row["region"])
+        row["size"] = layers.content(LayerArn.parse(row["arn"])).size
 
 
 def distributions_of(zip_bytes: bytes) -> list[tuple[str, str]]:
@@ -265,17 +229,16 @@ def layer_contents(
     def contents(arn: str) -> list[tuple[str, str]] | None:
         if arn in manifests:
             return [(d.name, d.version) for d in manifests[arn].distributions().values()]
-        region, owner, _, _ = parse_arn(arn)
-        lam = (accounts.get(owner) or any_clients).client("lambda", region)
+        version = LayerArn.parse(arn)
+        layers = Layers(accounts.get(version.account) or any_clients, version.region)
         try:
-            with translated("lambda:GetLayerVersion", arn):
-                content = lam.get_layer_version_by_arn(Arn=arn)["Content"]
+            content = layers.content(version, own=False)
         except AWSError as exc:
             log.warning("cannot read %s: %s", arn, exc)
             return None
-        cached = cache_root / "layers" / f"{str(content['CodeSha256']).replace('/', '_')}.zip"
+        cached = cache_root / "layers" / f"{content.sha256}.zip"
         if not cached.exists():
-            location = str(content.get("Location", ""))
+            location = content.location
             if not location.startswith(("https://", "http://")):
                 log.warning("cannot download %s (no URL from Lambda)", arn)
                 return None
@@ -332,25 +295,22 @@ def apply_rollout(
     """Update each function, keeping every other layer and the order, and wait for it."""
 
     def one(update: Update) -> dict[str, Any]:
-        lam = accounts[update.account].client("lambda", update.region)
+        functions = Functions(accounts[update.account], update.account, update.region)
         result = {"account": update.account, "region": update.region, "function": update.function,
                   "layers": list(update.new_layers)}  # fmt: skip
         try:
-            with translated("lambda:UpdateFunctionConfiguration", update.function):
-                lam.update_function_configuration(
-                    FunctionName=update.function, Layers=list(update.new_layers)
-                )
+            functions.set_layers(update.function, update.new_layers)
             deadline = time.monotonic() + timeout
             while True:
-                with translated("lambda:GetFunctionConfiguration", update.function):
-                    config = lam.get_function_configuration(FunctionName=update.function)
-                status = config.get("LastUpdateStatus", "Successful")
-                if status == "Successful":
+                status = functions.update_status(update.function)
+                if status.state == "Successful":
                     result["status"] = "updated"
                     break
-                if status == "Failed" or time.monotonic() > deadline:
-                    reason = config.get("LastUpdateStatusReason", "timed out waiting")
-                    result.update(status="failed", error=f"the update {status.lower()}: {reason}")
+                if status.state == "Failed" or time.monotonic() > deadline:
+                    reason = status.reason or "timed out waiting"
+                    result.update(
+                        status="failed", error=f"the update {status.state.lower()}: {reason}"
+                    )
                     break
                 sleep(1)
         except AWSError as exc:
@@ -394,9 +354,7 @@ def prune_candidates(scans: list[Scan], layer: str, keep: int) -> list[dict[str,
 
 def apply_prune(rows: list[dict[str, Any]], accounts: dict[str, Clients]) -> None:
     for row in rows:
-        lam = accounts[row["account"]].client("lambda", row["region"])
-        with translated("lambda:DeleteLayerVersion", row["arn"]):
-            lam.delete_layer_version(LayerName=row["layer"], VersionNumber=row["version"])
+        Layers(accounts[row["account"]], row["region"]).delete(LayerArn.parse(row["arn"]))
 
 
 def known_sizes(

@@ -139,22 +139,3 @@ def _explain(code: str, message: str, action: str, resource: str) -> str:
             "again later, or publish to fewer regions at once."
         )
     return f"{action} on {resource} failed: {code}: {message}"
-
-
-def layer_versions(lam: Any, where: str) -> dict[str, list[dict[str, Any]]]:
-    """Every layer the client's account owns in its region, with all its versions."""
-    with translated("lambda:ListLayers", where):
-        names = [
-            str(layer["LayerName"])
-            for page in lam.get_paginator("list_layers").paginate()
-            for layer in page.get("Layers", [])
-        ]
-    found = {}
-    for name in names:
-        with translated("lambda:ListLayerVersions", f"{name} in {where}"):
-            found[name] = [
-                version
-                for page in lam.get_paginator("list_layer_versions").paginate(LayerName=name)
-                for version in page.get("LayerVersions", [])
-            ]
-    return found

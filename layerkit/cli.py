@@ -496,7 +496,7 @@ def registry_sync(
 ) -> None:
     """Rebuild the registry's versions from the account: every layer, every version."""
     from layerkit.aws import Clients
-    from layerkit.publish import sync
+    from layerkit.registry import sync
 
     clients = Clients(profile=profile)
     found = sync(_regions(region, (), clients), clients)

@@ -15,8 +15,6 @@ version to appear and report it as unchanged.
 
 from __future__ import annotations
 
-import base64
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -26,8 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from layerkit import quota
-from layerkit.aws import Clients, layer_versions, translated
+from layerkit.aws import Clients
 from layerkit.errors import AWSError, LayerkitError, QuotaError, UserError
+from layerkit.gateways import LayerArn, Layers, Objects, Parameters
 from layerkit.manifest import LayerManifest
 from layerkit.recipe import PublishSettings
 from layerkit.registry import Version, git_commit, now, who
@@ -170,14 +169,12 @@ def plan(
 
 def _find_existing(layer: Layer, region: str, clients: Clients) -> str | None:
     """The newest version of the layer in the region with this content, from one listing."""
-    lam = clients.client("lambda", region)
-    found: list[tuple[int, str]] = []
-    with translated("lambda:ListLayerVersions", f"{layer.name} in {region}"):
-        for page in lam.get_paginator("list_layer_versions").paginate(LayerName=layer.name):
-            for version in page.get("LayerVersions", []):
-                if str(version.get("Description", "")).endswith(layer.marker):
-                    found.append((int(version["Version"]), str(version["LayerVersionArn"])))
-    return max(found)[1] if found else None
+    found = [
+        version.arn
+        for version in Layers(clients, region).versions(layer.name)
+        if version.description.endswith(layer.marker)
+    ]
+    return str(max(found)) if found else None
 
 
 def execute(
@@ -221,19 +218,10 @@ def _publish_guarded(
     outcome: Outcome,
 ) -> str:
     region = action.region
-    ssm = clients.client("ssm", region)
+    parameters = Parameters(clients, region)
     guard = f"/layerkit/publishing/{layer.name}/{layer.sha256[:MARKER_LENGTH]}"
     deadline = time.monotonic() + wait_seconds
-    while True:
-        try:
-            with translated("ssm:PutParameter", f"{guard} in {region}"):
-                ssm.put_parameter(
-                    Name=guard, Value=f"{who()} {now()}", Type="String", Overwrite=False
-                )
-            break
-        except AWSError as exc:
-            if exc.code != "ParameterAlreadyExists":
-                raise
+    while not parameters.create(guard, f"{who()} {now()}"):
         # Another job is publishing this very content: wait for its version.
         existing = _find_existing(layer, region, clients)
         if existing is not None:
@@ -253,47 +241,32 @@ def _publish_guarded(
             return existing
         _check_account(layer, region, clients)
         content = _upload(layer, action, clients, create_bucket, progress)
-        lam = clients.client("lambda", region)
-        with translated("lambda:PublishLayerVersion", f"{layer.name} in {region}"):
-            reply = lam.publish_layer_version(
-                LayerName=layer.name,
-                Description=layer.full_description,
-                Content=content,
-                CompatibleRuntimes=list(layer.runtimes),
-                CompatibleArchitectures=list(layer.architectures),
-                LicenseInfo=layer.license,
-            )
+        arn = Layers(clients, region).publish(
+            layer.name, layer.full_description, content, layer.runtimes, layer.architectures,
+            layer.license,
+        )  # fmt: skip
         outcome.status = "published"
-        return str(reply["LayerVersionArn"])
+        return str(arn)
     finally:
-        with translated("ssm:DeleteParameter", f"{guard} in {region}"):
-            ssm.delete_parameter(Name=guard)
+        parameters.delete(guard)
 
 
 def _check_account(layer: Layer, region: str, clients: Clients) -> None:
     """The account's live limits and remaining code storage, before any upload."""
-    lam = clients.client("lambda", region)
-    try:
-        with translated("lambda:GetAccountSettings", region):
-            settings = lam.get_account_settings()
-    except AWSError as exc:
-        if exc.code in {"AccessDeniedException", "AccessDenied", "404", "UnknownOperation"}:
-            log.warning("%s: cannot read the account's Lambda limits (%s); using AWS's "
-                        "defaults", region, exc.code)  # fmt: skip
-            return
-        raise
-    limits, usage = settings.get("AccountLimit", {}), settings.get("AccountUsage", {})
-    unzipped_limit = int(limits.get("CodeSizeUnzipped", quota.UNZIPPED_LIMIT))
-    if layer.unzipped > unzipped_limit:
+    limits = Layers(clients, region).limits()
+    if limits is None:
+        log.warning("%s: cannot read the account's Lambda limits; using AWS's defaults", region)
+        return
+    if layer.unzipped > limits.unzipped:
         raise QuotaError(
             f"{layer.name} is {layer.unzipped:,} bytes unzipped; the account in {region} allows "
-            f"{unzipped_limit:,} for a function and its layers."
+            f"{limits.unzipped:,} for a function and its layers."
         )
-    total, used = limits.get("TotalCodeSize"), usage.get("TotalCodeSize")
-    if total is not None and used is not None and layer.zipped > int(total) - int(used):
+    total, used = limits.storage_total, limits.storage_used
+    if total is not None and used is not None and layer.zipped > total - used:
         raise QuotaError(
             f"{layer.name} ({layer.zipped:,} bytes zipped) does not fit the code storage left "
-            f"in {region}: {int(total) - int(used):,} of {int(total):,} bytes. Delete unused "
+            f"in {region}: {total - used:,} of {total:,} bytes. Delete unused "
             "versions (layerkit prune) or ask AWS to raise the quota."
         )
 
@@ -309,31 +282,16 @@ def _upload(
         return {"ZipFile": layer.path.read_bytes()}
     assert action.s3_location is not None
     bucket, key = action.s3_location
-    s3 = clients.client("s3", action.region)
-    from botocore.exceptions import ClientError
-
-    try:
-        with translated("s3:HeadBucket", bucket):
-            s3.head_bucket(Bucket=bucket)
-    except AWSError as exc:
-        if exc.code not in {"404", "NoSuchBucket"} or not create_bucket:
+    objects = Objects(clients, action.region)
+    if not objects.bucket_exists(bucket):
+        if not create_bucket:
             raise AWSError(
-                f"The S3 bucket {bucket} for {action.region} cannot be used ({exc}). Create "
-                "it, or pass --create-bucket."
-            ) from None
-        with translated("s3:CreateBucket", bucket):
-            options = {}
-            if action.region != "us-east-1":
-                options["CreateBucketConfiguration"] = {"LocationConstraint": action.region}
-            s3.create_bucket(Bucket=bucket, **options)
-    try:
-        head = s3.head_object(Bucket=bucket, Key=key)
-        present = int(head.get("ContentLength", -1)) == layer.zipped
-    except ClientError:
-        present = False
-    if not present:  # the key is the content's hash: a retry reuses an earlier upload
-        from boto3.s3.transfer import TransferConfig
-
+                f"The S3 bucket {bucket} for {action.region} does not exist. Create it, or "
+                "pass --create-bucket."
+            )
+        objects.create_bucket(bucket)
+    if objects.size(bucket, key) != layer.zipped:
+        # The key is the content's hash: a retry reuses an earlier upload.
         sent = 0
 
         def advance(count: int) -> None:
@@ -341,63 +299,26 @@ def _upload(
             sent += count
             progress(action.region, sent, layer.zipped)
 
-        with translated("s3:PutObject", f"s3://{bucket}/{key}"):
-            s3.upload_file(
-                str(layer.path), bucket, key, Callback=advance,
-                Config=TransferConfig(multipart_threshold=16 * 1024 * 1024),
-            )  # fmt: skip
+        objects.upload(layer.path, bucket, key, advance)
     return {"S3Bucket": bucket, "S3Key": key}
-
-
-def _layer_and_version(arn: str) -> tuple[str, int]:
-    parts = arn.split(":")
-    return parts[-2], int(parts[-1])
 
 
 def _converge_grants(arn: str, action: Action, clients: Clients) -> None:
     """Make the version's policy hold exactly the recipe's grants."""
-    lam = clients.client("lambda", action.region)
-    name, version = _layer_and_version(arn)
-    resource = f"{name}:{version} in {action.region}"
-    try:
-        with translated("lambda:GetLayerVersionPolicy", resource):
-            policy = json.loads(
-                lam.get_layer_version_policy(LayerName=name, VersionNumber=version)["Policy"]
-            )
-        present = {str(s["Sid"]) for s in policy.get("Statement", [])}
-    except AWSError as exc:
-        if exc.code != "ResourceNotFoundException":
-            raise
-        present = set()
+    layers, version = Layers(clients, action.region), LayerArn.parse(arn)
+    present = layers.statement_ids(version)
     wanted = {g.statement_id: g for g in action.grants}
     for sid in sorted(present - set(wanted)):
-        with translated("lambda:RemoveLayerVersionPermission", resource):
-            lam.remove_layer_version_permission(
-                LayerName=name, VersionNumber=version, StatementId=sid
-            )
+        layers.revoke(version, sid)
     for sid in sorted(set(wanted) - present):
-        grant = wanted[sid]
-        options = {"OrganizationId": grant.organization} if grant.organization else {}
-        with translated("lambda:AddLayerVersionPermission", resource):
-            lam.add_layer_version_permission(
-                LayerName=name, VersionNumber=version, StatementId=sid,
-                Action="lambda:GetLayerVersion", Principal=grant.principal, **options,
-            )  # fmt: skip
+        layers.grant(version, sid, wanted[sid].principal, wanted[sid].organization)
 
 
 def _point(parameter: str, arn: str, region: str, clients: Clients) -> None:
     """Point the SSM parameter at the version ARN, writing only when it changes."""
-    ssm = clients.client("ssm", region)
-    try:
-        with translated("ssm:GetParameter", f"{parameter} in {region}"):
-            current = ssm.get_parameter(Name=parameter)["Parameter"]["Value"]
-    except AWSError as exc:
-        if exc.code != "ParameterNotFound":
-            raise
-        current = None
-    if current != arn:
-        with translated("ssm:PutParameter", f"{parameter} in {region}"):
-            ssm.put_parameter(Name=parameter, Value=arn, Type="String", Overwrite=True)
+    parameters = Parameters(clients, region)
+    if parameters.get(parameter) != arn:
+        parameters.put(parameter, arn)
 
 
 def versions_published(layer: Layer, outcomes: list[Outcome], cwd: Path) -> list[Version]:
@@ -429,11 +350,6 @@ def versions_published(layer: Layer, outcomes: list[Outcome], cwd: Path) -> list
     return rows
 
 
-def code_sha256_hex(code_sha256: str) -> str:
-    """Lambda's CodeSha256 (base64) as the hex digest layerkit prints."""
-    return base64.b64decode(code_sha256).hex()
-
-
 def layer_from_zip(path: Path) -> Layer:
     """A built ZIP and what its manifest says about it; built by layerkit or refused."""
     import zipfile
@@ -463,56 +379,3 @@ def layer_from_zip(path: Path) -> Layer:
         license=found.license,
         manifest=found,
     )
-
-
-def sync(regions: list[str], clients: Clients, download: bool = True) -> list[Version]:
-    """Every layer version in the regions, read from the account: what `registry sync`
-    stores. For layerkit's versions the manifest is read from the layer itself when its
-    content can be downloaded."""
-
-    def one(region: str) -> list[Version]:
-        lam = clients.client("lambda", region)
-        found = []
-        for name, listed in layer_versions(lam, region).items():
-            for item in listed:
-                arn, number = str(item["LayerVersionArn"]), int(item["Version"])
-                with translated("lambda:GetLayerVersion", arn):
-                    content = lam.get_layer_version(LayerName=name, VersionNumber=number)["Content"]
-                found.append(
-                    Version(
-                        arn=arn,
-                        layer=name,
-                        region=region,
-                        account=arn.split(":")[4],
-                        version=number,
-                        sha256=code_sha256_hex(str(content["CodeSha256"])),
-                        size=int(content.get("CodeSize", 0)),
-                        description=str(item.get("Description", "")),
-                        runtimes=tuple(item.get("CompatibleRuntimes", [])),
-                        architectures=tuple(item.get("CompatibleArchitectures", [])),
-                        created=str(item.get("CreatedDate", "")),
-                        manifest=_remote_manifest(str(content.get("Location", "")))
-                        if download and "[lk:" in str(item.get("Description", ""))
-                        else None,
-                    )
-                )
-        return found
-
-    with ThreadPoolExecutor(max_workers=max(1, len(regions))) as pool:
-        return [v for versions in pool.map(one, regions) for v in versions]
-
-
-def _remote_manifest(location: str) -> LayerManifest | None:
-    """The manifest inside a layer, from the presigned URL GetLayerVersion gives."""
-    if not location.startswith("https://"):
-        return None  # moto answers s3://, a real account a presigned https URL
-    import io
-    import urllib.request
-    import zipfile
-
-    from layerkit import manifest
-
-    with urllib.request.urlopen(location, timeout=120) as reply:
-        data = reply.read()
-    with zipfile.ZipFile(io.BytesIO(data)) as zipped:
-        return manifest.read_from(zipped)

@@ -19,7 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from layerkit.aws import Clients
 from layerkit.errors import UserError
+from layerkit.gateways import Layers
 from layerkit.manifest import LayerManifest
 
 # PRAGMA user_version: which migrations a registry file has had. A newer layerkit runs the
@@ -197,3 +199,54 @@ class Registry:
             )
             for r in rows
         ]
+
+
+def sync(regions: list[str], clients: Clients, download: bool = True) -> list[Version]:
+    """Every layer version in the regions, read from the account: what `registry sync`
+    stores. For layerkit's versions the manifest is read from the layer itself when its
+    content can be downloaded."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(region: str) -> list[Version]:
+        layers = Layers(clients, region)
+        found = []
+        for name, listed in layers.everything(region).items():
+            for item in listed:
+                content = layers.content(item.arn)
+                ours = "[lk:" in item.description
+                found.append(
+                    Version(
+                        arn=str(item.arn),
+                        layer=name,
+                        region=region,
+                        account=item.arn.account,
+                        version=item.arn.version,
+                        sha256=content.sha256,
+                        size=content.size,
+                        description=item.description,
+                        runtimes=item.runtimes,
+                        architectures=item.architectures,
+                        created=item.created,
+                        manifest=_remote_manifest(content.location) if download and ours else None,
+                    )
+                )
+        return found
+
+    with ThreadPoolExecutor(max_workers=max(1, len(regions))) as pool:
+        return [v for versions in pool.map(one, regions) for v in versions]
+
+
+def _remote_manifest(location: str) -> LayerManifest | None:
+    """The manifest inside a layer, from the presigned URL GetLayerVersion gives."""
+    if not location.startswith("https://"):
+        return None  # moto answers s3://, a real account a presigned https URL
+    import io
+    import urllib.request
+    import zipfile
+
+    from layerkit import manifest
+
+    with urllib.request.urlopen(location, timeout=120) as reply:
+        data = reply.read()
+    with zipfile.ZipFile(io.BytesIO(data)) as zipped:
+        return manifest.read_from(zipped)

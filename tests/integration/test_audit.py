@@ -16,8 +16,9 @@ from botocore.stub import Stubber
 from hypothesis import given
 from hypothesis import strategies as st
 
-from layerkit.audit import FunctionVersion, Scan, prune_candidates, report, scan_region
+from layerkit.audit import Scan, prune_candidates, report, scan_region
 from layerkit.aws import Clients
+from layerkit.gateways import FunctionVersion
 from tests.conftest import layerkit
 
 REGIONS = ["eu-west-1", "us-east-1"]

@@ -19,7 +19,8 @@ from botocore.stub import Stubber
 from layerkit.aws import Clients, translated
 from layerkit.errors import AWSError, QuotaError
 from layerkit.manifest import LayerManifest
-from layerkit.publish import Layer, _check_account, _find_existing, sync
+from layerkit.publish import Layer, _check_account, _find_existing
+from layerkit.registry import sync
 from tests.conftest import layerkit, write_recipe
 
 REGIONS = ["eu-west-1", "us-east-1"]
