@@ -28,7 +28,7 @@ from layerkit.gateways import Account, Functions, FunctionVersion, LayerArn, Lay
 from layerkit.manifest import LayerManifest
 from layerkit.metadata import parse_metadata
 from layerkit.quota import UNZIPPED_LIMIT, WARN_FRACTION
-from layerkit.registry import Version
+from layerkit.registry import Registry, Version
 
 log = logging.getLogger("layerkit")
 
@@ -172,9 +172,11 @@ def report(scans: list[Scan], unzipped: dict[str, int]) -> Report:
     )  # fmt: skip
 
 
-def add_storage(rep: Report, accounts: dict[str, Clients], sizes: dict[str, int]) -> None:
-    """The code storage each unused version takes: from the registry, else GetLayerVersion."""
-    for row in rep.unused:
+def add_storage(
+    rows: list[dict[str, Any]], accounts: dict[str, Clients], sizes: dict[str, int]
+) -> None:
+    """The code storage each version takes: from the registry, else GetLayerVersion."""
+    for row in rows:
         if row["arn"] in sizes:
             row["size"] = sizes[row["arn"]]
             continue
@@ -369,3 +371,91 @@ def known_sizes(
     }
     manifests = {v.arn: v.manifest for v in versions if v.manifest}
     return zipped, unzipped, manifests
+
+
+# The commands, as the CLI runs them
+
+
+GATES = ("outdated", "deleted", "oversize")
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Which accounts and regions a command scans."""
+
+    profile: str | None = None
+    role_arns: tuple[str, ...] = ()
+    organization: bool = False
+    role_name: str = "OrganizationAccountAccessRole"
+    regions: tuple[str, ...] = ()
+
+    def scan(self) -> tuple[dict[str, Clients], list[Scan]]:
+        accounts = accounts_to_scan(
+            self.profile, list(self.role_arns), self.organization, self.role_name
+        )
+        regions = regions_to_scan(list(self.regions), next(iter(accounts.values())))
+        return accounts, scan(accounts, regions)
+
+
+@dataclass(frozen=True)
+class Audit:
+    report: Report
+    gated: list[str]  # the --fail-on gates that found something
+    api_calls: dict[str, int]
+
+
+def gates(text: str | None) -> set[str]:
+    found = {g.strip() for g in (text or "").split(",") if g.strip()}
+    unknown = found - set(GATES)
+    if unknown:
+        raise UserError(f"--fail-on: unknown {', '.join(sorted(unknown))}; use {', '.join(GATES)}.")
+    return found
+
+
+def run(
+    scope: Scope, registry: Registry, cache_root: Path, package: str | None, fail_on: set[str]
+) -> Audit:
+    """`layerkit audit`: scan, report, the storage of unused versions, the package view."""
+    accounts, scans = scope.scan()
+    zipped, unzipped, manifests = known_sizes(registry.versions())
+    rep = report(scans, unzipped)
+    add_storage(rep.unused, accounts, zipped)
+    if package:
+        rep.matches = package_matches(rep, package, layer_contents(accounts, manifests, cache_root))
+    found = {"outdated": rep.outdated, "deleted": rep.deleted,
+             "oversize": [o for o in rep.oversize if o["over"]]}  # fmt: skip
+    calls: dict[str, int] = {}
+    for clients in accounts.values():
+        for name, count in clients.calls.items():
+            calls[name] = calls.get(name, 0) + count
+    return Audit(rep, [gate for gate in sorted(fail_on) if found[gate]], calls)
+
+
+def rollout(
+    scope: Scope,
+    layer: str,
+    to_version: int | None,
+    only: set[str],
+    exclude: set[str],
+    parallel: int,
+    dry_run: bool,
+) -> list[dict[str, Any]]:
+    """`layerkit rollout`: each function moved (or, dry, to be moved) and how it went."""
+    accounts, scans = scope.scan()
+    updates = plan_rollout(scans, layer, to_version, only, exclude)
+    if not dry_run:
+        return apply_rollout(updates, accounts, parallel)
+    return [{"account": u.account, "region": u.region, "function": u.function,
+             "layers": list(u.new_layers), "status": "planned"} for u in updates]  # fmt: skip
+
+
+def prune(
+    scope: Scope, layer: str, keep: int, delete: bool, registry: Registry
+) -> list[dict[str, Any]]:
+    """`layerkit prune`: the versions deleted (or, without delete, that would be), with sizes."""
+    accounts, scans = scope.scan()
+    rows = prune_candidates(scans, layer, keep)
+    add_storage(rows, accounts, known_sizes(registry.versions())[0])
+    if delete:
+        apply_prune(rows, accounts)
+    return rows

@@ -14,6 +14,7 @@ import tempfile
 import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -53,8 +54,9 @@ from layerkit.install import (
     shipped,
 )
 from layerkit.lock import Lock, LockedDist
-from layerkit.recipe import Recipe
+from layerkit.recipe import BuildSettings, Recipe
 from layerkit.runner import run
+from layerkit.settings import cascade
 from layerkit.targets import Target
 from layerkit.version import __version__
 
@@ -66,6 +68,14 @@ BUILD_FORMAT = 3
 Reporter = Callable[[str, str], None]
 
 
+class Strategy(str, Enum):
+    """Where targets are resolved and installed: chosen once, per command."""
+
+    auto = "auto"  # wheels on the host; the build image when something must be compiled
+    wheels = "wheels"  # fitting wheels only, no Docker
+    container = "container"  # resolve and compile in the target's build image
+
+
 @dataclass
 class Context:
     """Collaborators of a build, made once per command."""
@@ -75,7 +85,7 @@ class Context:
     env: dict[str, str]
     uv_binary: str
     report: Reporter = field(default=lambda label, message: None)
-    strategy: str = "auto"  # wheels, container or auto
+    strategy: Strategy = Strategy.auto
     image: str | None = None  # overrides the recipe's [build] image
     network: str | None = None  # overrides the recipe's [build] network
     connect: Callable[[Mapping[str, str]], ContainerEngine] = DockerEngine.connect
@@ -115,7 +125,7 @@ class Context:
     def build_container(self, recipe: Recipe, target: Target) -> BuildContainer:
         """The target's build container; ContainerError when there can be none."""
         engine = self.engine()
-        template = self.image or recipe.build.image
+        template = cascade(flag=self.image, recipe=recipe.build.image) or BuildSettings.image
         runtime = target.runtime
         image = template.format(
             runtime=runtime.name, python=runtime.python_version, arch=target.architecture
@@ -146,7 +156,7 @@ class Context:
             image=image,
             python=target.runtime.python_version,
             platform=platform_name,
-            network=self.network or recipe.build.network,
+            network=cascade(flag=self.network, recipe=recipe.build.network),
             pip_cache=self.cache_root / "pip" / re.sub(r"[^A-Za-z0-9_.-]", "_", image),
             ca_bundle=Path(cert) if cert else None,
             index_env=self.index.settings.pip_env(),
@@ -161,7 +171,7 @@ class Context:
         extra_index_urls: tuple[str, ...] = (),
         ca_bundle: str | None = None,
         report: Reporter | None = None,
-        strategy: str = "auto",
+        strategy: Strategy = Strategy.auto,
         image: str | None = None,
         network: str | None = None,
         require_bytecode: bool = False,
@@ -271,12 +281,12 @@ def _resolve(
             env=ctx.env,
         )
 
-    if ctx.strategy == "wheels" or (ctx.strategy == "auto" and not recipe.no_binary):
+    if ctx.strategy == Strategy.wheels or (ctx.strategy == Strategy.auto and not recipe.no_binary):
         try:
             return with_uv()
         except (ResolutionError, NoFittingWheelError) as exc:
             container = None
-            if ctx.strategy == "auto":
+            if ctx.strategy == Strategy.auto:
                 container = _container_for(recipe, target, ctx, required=False)
             if container is None:
                 raise
@@ -318,17 +328,17 @@ def _strategy(
     recipe: Recipe, target: Target, locked: Lock, ctx: Context
 ) -> tuple[BuildContainer | None, str]:
     """Where the target is installed, and why: None means from wheels on the host."""
-    if ctx.strategy == "wheels":
+    if ctx.strategy == Strategy.wheels:
         return None, "wheels, as asked (--strategy wheels)"
     if recipe.no_binary:
         why = f"compiling {', '.join(recipe.no_binary)} from source (no-binary)"
     elif locked.strategy == "container":
         why = "the lock was resolved in the build image"
-    elif ctx.strategy == "container":
+    elif ctx.strategy == Strategy.container:
         why = "as asked (--strategy container)"
     else:
         return None, "wheels: every locked distribution has a wheel for the target"
-    required = ctx.strategy == "container" or bool(recipe.no_binary)
+    required = ctx.strategy == Strategy.container or bool(recipe.no_binary)
     container = _container_for(recipe, target, ctx, required=required)
     if container is None:
         return None, "wheels: no build container for this target"
@@ -869,3 +879,34 @@ def _manifest(
         targets=targets,
         files=tuple(manifest.RecipeFile(f.path, f.sha256, oct(f.mode)) for f in files),
     )
+
+
+def build_all(
+    recipes: list[Recipe],
+    ctx: Context,
+    out_dir: Path,
+    registry_path: Path | None,
+    *,
+    locked: bool = False,
+    upgrade: bool = False,
+    upgrade_packages: tuple[str, ...] = (),
+) -> list[Artifact]:
+    """`layerkit build`: every recipe, and a record of each artifact made in the registry
+    at registry_path, if any (a no-op records nothing, and does not open it)."""
+    artifacts = [
+        artifact
+        for recipe in recipes
+        for artifact in build_recipe(
+            recipe, ctx, out_dir, locked=locked, upgrade=upgrade, upgrade_packages=upgrade_packages
+        )
+    ]
+    made = [a for a in artifacts if a.status != "unchanged"]
+    if made and registry_path is not None:
+        from layerkit.registry import Registry
+
+        registry = Registry(registry_path)
+        for a in made:
+            registry.record_build(
+                a.recipe, a.name, a.sha256, list(a.targets), manifest.read(a.path)
+            )
+    return artifacts

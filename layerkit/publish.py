@@ -19,17 +19,21 @@ import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from layerkit import quota
 from layerkit.aws import Clients
-from layerkit.errors import AWSError, LayerkitError, QuotaError, UserError
+from layerkit.errors import AWSError, CredentialsError, LayerkitError, QuotaError, UserError
 from layerkit.gateways import LayerArn, Layers, Objects, Parameters
 from layerkit.manifest import LayerManifest
 from layerkit.recipe import PublishSettings
-from layerkit.registry import Version, git_commit, now, who
+from layerkit.registry import Registry, Version, git_commit, now, who
+from layerkit.settings import cascade
+
+if TYPE_CHECKING:
+    from layerkit.build import Context
 
 log = logging.getLogger("layerkit")
 
@@ -379,3 +383,70 @@ def layer_from_zip(path: Path) -> Layer:
         license=found.license,
         manifest=found,
     )
+
+
+@dataclass
+class Run:
+    """What `layerkit publish` did: the plan per layer, and with no dry run, the outcomes."""
+
+    plans: list[tuple[Layer, list[Action]]]
+    outcomes: list[Outcome]
+    api_calls: dict[str, int]
+
+    @property
+    def failed(self) -> bool:
+        return any(o.status == "failed" for o in self.outcomes)
+
+
+def run(
+    names: list[str],
+    *,
+    recipes_dir: Path,
+    out_dir: Path,
+    ctx: Context,
+    clients: Clients,
+    regions: list[str] | None,
+    s3_bucket: str | None,
+    dry_run: bool,
+    create_bucket: bool,
+    registry: Registry,
+    direct_limit: int = quota.DIRECT_UPLOAD_LIMIT,
+) -> Run:
+    """Publish ZIPs (from `layerkit build`) and recipes (built first with --locked): plan
+    every layer in every region, then unless dry_run carry the plans out and record them."""
+    from layerkit.build import build_recipe
+    from layerkit.recipe import recipes_named
+
+    work = [(layer_from_zip(Path(n)), PublishSettings()) for n in names if n.endswith(".zip")]
+    recipe_names = [n for n in names if not n.endswith(".zip")]
+    if recipe_names or not names:
+        for recipe in recipes_named(recipe_names, recipes_dir):
+            for artifact in build_recipe(recipe, ctx, out_dir, locked=True):
+                work.append((layer_from_zip(artifact.path), recipe.publish))
+    plans = []
+    for layer, settings in work:
+        bucket = cascade(flag=s3_bucket, env=ctx.env.get("LAYERKIT_S3_BUCKET"),
+                         recipe=settings.s3_bucket)  # fmt: skip
+        settings = replace(settings, s3_bucket=bucket)
+        where = regions_for(regions, settings.regions, clients)
+        plans.append((layer, plan(layer, where, settings, clients, direct_limit)))
+    outcomes: list[Outcome] = []
+    if not dry_run:
+        for layer, actions in plans:
+            done = execute(layer, actions, clients, create_bucket=create_bucket)
+            registry.record_versions(versions_published(layer, done, Path.cwd()))
+            outcomes += done
+    return Run(plans, outcomes, clients.calls)
+
+
+def regions_for(flags: list[str] | None, recipe: tuple[str, ...], clients: Clients) -> list[str]:
+    """--region, else the recipe's regions, else the session's region."""
+    found = cascade(flag=flags, recipe=list(recipe))
+    if found:
+        return found
+    default = clients.default_region()
+    if default is None:
+        raise CredentialsError(
+            "No AWS region: pass --region, set AWS_REGION, or list `regions` under [publish]."
+        )
+    return [default]

@@ -411,3 +411,10 @@ def discover(recipes_dir: Path) -> list[Path]:
             str(recipes_dir), "", "holds no *.toml recipes; name a recipe file to build."
         )
     return found
+
+
+def recipes_named(names: list[str] | None, recipes_dir: Path) -> list[Recipe]:
+    """The recipes named (files, or names in recipes_dir); none named means every recipe."""
+    if not names:
+        return [load(p) for p in discover(recipes_dir)]
+    return [load(find(name, recipes_dir)) for name in names]

@@ -22,7 +22,8 @@ from typing import Any
 from layerkit.aws import Clients
 from layerkit.errors import UserError
 from layerkit.gateways import Layers
-from layerkit.manifest import LayerManifest
+from layerkit.manifest import Change, LayerManifest, diff
+from layerkit.settings import cascade
 
 # PRAGMA user_version: which migrations a registry file has had. A newer layerkit runs the
 # missing ones; an older one refuses a newer file rather than misread it.
@@ -86,13 +87,17 @@ def _stored(manifest: LayerManifest | None) -> str | None:
     return json.dumps(manifest.to_json()) if manifest else None
 
 
-def default_path(env: Mapping[str, str]) -> Path:
-    if env.get("LAYERKIT_REGISTRY"):
-        return Path(env["LAYERKIT_REGISTRY"])
+def path_for(flag: Path | None, env: Mapping[str, str]) -> Path:
+    """--registry, else LAYERKIT_REGISTRY, else the XDG data folder."""
     data_home = env.get("XDG_DATA_HOME") or str(
         Path(env.get("HOME", "~")).expanduser() / ".local/share"
     )
-    return Path(data_home) / "layerkit" / "registry.sqlite"
+    variable = Path(env["LAYERKIT_REGISTRY"]) if env.get("LAYERKIT_REGISTRY") else None
+    found = cascade(
+        flag=flag, env=variable, default=Path(data_home) / "layerkit" / "registry.sqlite"
+    )
+    assert found is not None
+    return found
 
 
 def who() -> str:
@@ -199,6 +204,28 @@ class Registry:
             )
             for r in rows
         ]
+
+    def version(self, spec: str) -> list[Version]:
+        """NAME (every version) or NAME:VERSION, as recorded."""
+        name, _, number = spec.partition(":")
+        found = self.versions(name)
+        if number:
+            found = [v for v in found if str(v.version) == number]
+        if not found:
+            raise UserError(
+                f"{spec} is not in the registry: publish it, or run `layerkit registry sync`."
+            )
+        return found
+
+    def diff(self, old: str, new: str) -> dict[str, list[Change]]:
+        """Distributions added, removed, upgraded and downgraded from version old to new."""
+        manifests = []
+        for spec in (old, new):
+            found = next((v.manifest for v in self.version(spec) if v.manifest), None)
+            if found is None:
+                raise UserError(f"{spec} has no manifest in the registry (not built by layerkit).")
+            manifests.append(found)
+        return diff(manifests[0], manifests[1])
 
 
 def sync(regions: list[str], clients: Clients, download: bool = True) -> list[Version]:

@@ -205,3 +205,24 @@ def _native(
          str(opt / layer_manifest), IMPORT]
     ).stdout  # fmt: skip
     return _result(target_id, str(found.path), output)
+
+
+def verify_all(
+    zips: list[Path],
+    *,
+    image: str | None,
+    network: str | None,
+    native: bool,
+    env: Mapping[str, str],
+) -> list[dict[str, Any]]:
+    """`layerkit verify`: each target of each ZIP, as JSON-ready rows."""
+    from layerkit.container import DockerEngine
+
+    engine = None if native else DockerEngine.connect(env)
+    return [
+        {"zip": str(zip_path), **result.as_dict()}
+        for zip_path in zips
+        for result in verify(
+            zip_path, engine=engine, image=image, network=network, native=native, env=env
+        )
+    ]

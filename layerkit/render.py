@@ -1,0 +1,261 @@
+"""What people see: progress, tables and lines for every command, and JSON for machines.
+
+The core returns data; this module is the only one that prints it. rich is imported by the
+functions that draw tables and progress, so a no-op build never loads it.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Console
+
+from layerkit.quota import mib
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
+
+    from layerkit.audit import Report
+    from layerkit.build import Artifact
+    from layerkit.publish import Action, Outcome
+    from layerkit.registry import Version
+
+# Piped output is read by people in CI logs too: give tables room instead of 80 columns.
+out = Console(width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True, soft_wrap=True)  # messages are paragraphs: let the terminal wrap
+
+
+def print_json(data: Any) -> None:
+    # Plain print, not rich: rich wraps long strings at the console width.
+    sys.stdout.write(json.dumps(data, indent=2) + "\n")
+
+
+def line(text: str) -> None:
+    out.print(text, markup=False, highlight=False)
+
+
+class Reporter:
+    """Shows one progress line per target or artifact on a terminal; silent otherwise."""
+
+    def __init__(self, progress: Progress | None) -> None:
+        self.progress = progress
+        self.tasks: dict[str, TaskID] = {}
+
+    def __call__(self, label: str, message: str) -> None:
+        if self.progress is None:
+            return  # logs and the summary say what matters; no spinner text in CI logs
+        if label not in self.tasks:
+            self.tasks[label] = self.progress.add_task(label, total=None)
+        self.progress.update(self.tasks[label], description=f"{label}: {message}")
+
+
+@contextmanager
+def reporting(quiet: bool) -> Iterator[Reporter]:
+    if quiet or not err.is_terminal:
+        yield Reporter(None)
+        return
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
+    with Progress(*columns, console=err, transient=True) as progress:
+        yield Reporter(progress)
+
+
+def artifacts(built: list[Artifact]) -> None:
+    from rich.table import Table
+
+    table = Table("artifact", "targets", "files", "unzipped", "zipped", "sha256", "")
+    for a in built:
+        table.add_row(
+            str(a.path),
+            "\n".join(a.targets),
+            str(a.files),
+            mib(a.unzipped),
+            mib(a.zipped),
+            a.sha256[:12],
+            a.status,
+        )
+    out.print(table)
+    for a in built:
+        for note in a.notes:
+            err.print(f"note: {note}")
+
+
+def verification(reports: list[dict[str, Any]]) -> None:
+    if not reports:
+        return
+    from rich.table import Table
+
+    table = Table("layer", "target", "imported", "cold import", "slowest alone", "where")
+    for report in reports:
+        failed = sum(1 for e in report["modules"].values() if e != "ok")
+        imported = f"{len(report['modules']) - failed}/{len(report['modules'])}"
+        total = report["total_import_seconds"]
+        table.add_row(
+            Path(report["zip"]).name,
+            report["target"],
+            f"[green]{imported}[/]" if report["ok"] else f"[red]{imported} FAILED[/]",
+            "—" if total is None else f"{total:.2f} s",
+            "\n".join(f"{s['module']} {s['seconds']:.2f} s" for s in report["slowest"]),
+            report["where"],
+        )
+    out.print(table)
+    for report in reports:
+        for module, error in report["modules"].items():
+            if error != "ok":
+                line(f"{report['target']}: {module}: {error}")
+
+
+def publish_plan(actions: list[Action]) -> None:
+    for item in (a.as_dict() for a in actions):
+        line(
+            f"{item['region']}: {item['layer']}: {item['action']}"
+            + (f" via {item['route']}" if item["route"] else f" ({item['existing_arn']})")
+            + f"; grants: {', '.join(item['grants']) or 'none'}; "
+            f"parameter: {item['parameter'] or 'none'}"
+        )
+
+
+def publish_outcomes(outcomes: list[Outcome]) -> None:
+    for o in outcomes:
+        line(f"{o.region}: {o.layer}: {o.status}: {o.arn if o.status != 'failed' else o.error}")
+
+
+def versions(found: list[Version]) -> None:
+    from rich.table import Table
+
+    table = Table("layer", "region", "version", "zipped", "sha256", "created", "arn")
+    for v in found:
+        size = mib(v.size) if v.size is not None else "?"
+        table.add_row(v.layer, v.region, str(v.version), size, (v.sha256 or "?")[:12],
+                      v.created[:19], v.arn)  # fmt: skip
+    out.print(table)
+
+
+def version_content(found: list[Version]) -> None:
+    for v in found:
+        out.print(f"{v.arn}  {mib(v.size or 0)}  sha256 {v.sha256}  by {v.by} {v.created}")
+    layer_manifest = next((v.manifest for v in reversed(found) if v.manifest), None)
+    if layer_manifest:
+        from rich.table import Table
+
+        table = Table("distribution", "version", "licence", "size")
+        for d in layer_manifest.distributions().values():
+            table.add_row(d.name, d.version, d.license, mib(d.size))
+        out.print(table)
+
+
+def changes(found: dict[str, list[dict[str, Any]]]) -> None:
+    for kind, items in found.items():
+        for item in items:
+            line(f"{kind}: {json.dumps(item)}")
+    if not any(found.values()):
+        out.print("no differences in distributions")
+
+
+def audit(rep: Report) -> None:
+    from rich.table import Table
+
+    usage: dict[str, list[str]] = {}
+    for r in rep.references:
+        usage.setdefault(r["arn"], []).append(f"{r['function']}:{r['version']} ({r['region']})")
+    table = Table("layer version", "status", "functions")
+    status = {r["arn"]: r["status"] for r in rep.references}
+    for arn, functions in sorted(usage.items()):
+        shown = ", ".join(functions[:5]) + (
+            f" … +{len(functions) - 5}" if len(functions) > 5 else ""
+        )
+        table.add_row(arn, status[arn], f"{len(functions)}: {shown}")
+    out.print(table)
+    sections = [
+        ("outdated", [f"{r['function']}:{r['version']} ({r['account']} {r['region']}) uses "
+                      f"{r['layer']}:{r['layer_version']}, {r['behind']} behind {r['latest']}"
+                      for r in rep.outdated]),
+        ("deleted versions still in use", [f"{r['function']}:{r['version']} ({r['region']}) "
+                                           f"uses {r['arn']}" for r in rep.deleted]),
+        ("unused versions", [f"{r['arn']} ({mib(r.get('size', 0))})" for r in rep.unused]),
+        ("other accounts' layers", [f"{owner}: {len(arns)} layer versions"
+                                    for owner, arns in rep.foreign.items()]),
+        ("at or near the 5-layer limit", [f"{r['function']} ({r['region']}): {r['layers']}"
+                                          for r in rep.layer_limit]),
+        ("at or near 250 MiB unzipped", [f"{r['function']} ({r['region']}): layers "
+                                         f"{mib(r['layers_unzipped'])}; {r['note']}"
+                                         for r in rep.oversize]),
+        ("could not scan", [f"{r['account']} {r['region']}: {r['error']}" for r in rep.failures]),
+        ("package matches", [f"{r['function']}:{r['version']} ({r['region']}) via {r['arn']}: "
+                             f"{r['package']} {r['package_version']}" for r in rep.matches]),
+    ]  # fmt: skip
+    for title, lines in sections:
+        if lines:
+            out.print(f"[bold]{title}[/] ({len(lines)})")
+            for text in lines:
+                line(f"  {text}")
+    freed = sum(r.get("size", 0) for r in rep.unused)
+    out.print(f"unused versions take {mib(freed)} of code storage")
+
+
+def audit_csv(rep: Report) -> None:
+    import csv
+
+    columns = ["account", "region", "function", "version", "layer", "owner",
+               "layer_version", "status", "behind", "arn"]  # fmt: skip
+    writer = csv.DictWriter(sys.stdout, fieldnames=columns, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rep.references)
+
+
+def rollout(results: list[dict[str, Any]], layer: str) -> None:
+    for r in results:
+        error = f"; {r['error']}" if r.get("error") else ""
+        line(f"{r['status']}: {r['function']} ({r['region']}) -> {', '.join(r['layers'])}{error}")
+    if not results:
+        out.print(f"no function uses an older version of {layer}")
+
+
+def prune(rows: list[dict[str, Any]], deleted: bool) -> None:
+    for r in rows:
+        out.print(f"{'deleted' if deleted else 'would delete'}: {r['arn']} ({mib(r['size'])})")
+    verb = "freed" if deleted else "would free (run with --yes to delete)"
+    freed = sum(r["size"] for r in rows)
+    out.print(f"{len(rows)} versions, {mib(freed)} of code storage {verb}")
+
+
+def inspection(report: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    out.print(
+        f"[bold]{report['path']}[/]  layer: {report['layer'] or '(no layerkit manifest)'}  "
+        f"files: {report['files']}  unzipped: {mib(report['unzipped'])}  "
+        f"zipped: {mib(report['zipped'])}  quota headroom: {mib(report['quota_headroom'])}"
+    )
+    out.print(
+        f"Python: {', '.join(report['python_versions']) or 'any'}  "
+        f"architectures: {', '.join(report['architectures'])}"
+    )
+    bytecode = report["bytecode"]
+    caveat = {"timestamp": ", valid only where extraction keeps file times"}
+    covered = [
+        f"{tag} for {t['sources']}/{bytecode['sources']} sources ({t['kind']}"
+        f"{caveat.get(t['kind'], '')})"
+        for tag, t in bytecode["tags"].items()
+    ]
+    out.print(
+        "bytecode: " + ("; ".join(covered) if covered else "none")
+        if covered or not bytecode["sources"]
+        else f"bytecode: none, so every cold start compiles its {bytecode['sources']} sources"
+    )
+    dists = Table("distribution", "version", "size", "site-packages")
+    for d in report["distributions"]:
+        dists.add_row(d["name"], d["version"], mib(d["size"]) if d["size"] else "?", d["site"])
+    out.print(dists)
+    largest = Table("largest files", "size")
+    for f in report["largest_files"]:
+        largest.add_row(f["path"], mib(f["size"]))
+    out.print(largest)
+    for problem in report["problems"]:
+        err.print(f"[red]problem:[/] {problem}")
