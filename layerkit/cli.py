@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from layerkit import options as opt
 from layerkit import render
 from layerkit.build import Context, Strategy, build_all, lock_recipe
 from layerkit.errors import ExitCode, LayerkitError
@@ -35,81 +36,6 @@ app = typer.Typer(
     add_completion=False,
 )
 _state = {"debug": False}
-
-RecipesArg = Annotated[
-    list[str] | None,
-    typer.Argument(help="Recipe files or names in --recipes-dir; none means every recipe."),
-]
-RecipesDir = Annotated[Path, typer.Option(help="Where recipes are found by name.")]
-OutDir = Annotated[Path, typer.Option("--out-dir", "-o", help="Where ZIPs go.")]
-AsJson = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
-Upgrade = Annotated[bool, typer.Option(help="Resolve every package to its newest version.")]
-UpgradePackage = Annotated[
-    list[str] | None,
-    typer.Option("--upgrade-package", "-P", help="Upgrade this package only (repeatable)."),
-]
-IndexUrl = Annotated[
-    str | None, typer.Option(help="Package index (default: pip's configuration, then PyPI).")
-]
-ExtraIndexUrl = Annotated[list[str] | None, typer.Option(help="Additional index (repeatable).")]
-StrategyOption = Annotated[
-    Strategy,
-    typer.Option(
-        help="wheels: fitting wheels only, no Docker. container: resolve and compile in the "
-        "build image. auto: container when Docker is there and something needs compiling."
-    ),
-]
-Image = Annotated[
-    str | None,
-    typer.Option(
-        help="Build image, overriding the recipe's; {runtime}, {python} and {arch} are "
-        "filled in (default public.ecr.aws/sam/build-{runtime}:latest-{arch})."
-    ),
-]
-Network = Annotated[
-    str | None, typer.Option(help="Docker network mode for build containers, e.g. host.")
-]
-RequireBytecode = Annotated[
-    bool,
-    typer.Option(
-        "--require-bytecode",
-        envvar="LAYERKIT_REQUIRE_BYTECODE",
-        help="Fail instead of warning when no interpreter of a target's Python can compile "
-        "its bytecode (for CI).",
-    ),
-]
-CaBundle = Annotated[
-    str | None, typer.Option(help="CA bundle for TLS-intercepting proxies (default: PIP_CERT).")
-]
-RuntimeImage = Annotated[
-    str | None,
-    typer.Option(
-        "--runtime-image",
-        help="Image to import in; {runtime}, {python} and {arch} are filled in "
-        "(default public.ecr.aws/lambda/python:{python}-{arch}).",
-    ),
-]
-Native = Annotated[
-    bool,
-    typer.Option(help="Import with this host's pythonX.Y instead of in the runtime image."),
-]
-Regions = Annotated[
-    list[str] | None,
-    typer.Option("--region", help="AWS region (repeatable); default: the recipe's, then AWS's."),
-]
-Profile = Annotated[str | None, typer.Option(help="AWS profile (default: the standard chain).")]
-RegistryPath = Annotated[
-    Path | None,
-    typer.Option("--registry", help="SQLite registry (default ~/.local/share/layerkit)."),
-]
-RoleArns = Annotated[
-    list[str] | None,
-    typer.Option("--role-arn", help="Also scan the account of this role (repeatable)."),
-]
-Organization = Annotated[
-    bool, typer.Option("--organization", help="Scan every account of the AWS Organization.")
-]
-RoleName = Annotated[str, typer.Option(help="Role assumed in each organization account.")]
 
 
 def _context(
@@ -151,19 +77,19 @@ def _main(
 
 @app.command()
 def lock(
-    names: RecipesArg = None,
-    recipes_dir: RecipesDir = Path("recipes"),
+    names: opt.RecipesArg = None,
+    recipes_dir: opt.RecipesDir = Path("recipes"),
     check: Annotated[
         bool, typer.Option(help="Only check that every lock is fresh; write nothing.")
     ] = False,
-    upgrade: Upgrade = False,
-    upgrade_package: UpgradePackage = None,
-    index_url: IndexUrl = None,
-    extra_index_url: ExtraIndexUrl = None,
-    ca_bundle: CaBundle = None,
-    strategy: StrategyOption = Strategy.auto,
-    image: Image = None,
-    network: Network = None,
+    upgrade: opt.Upgrade = False,
+    upgrade_package: opt.UpgradePackage = None,
+    index_url: opt.IndexUrl = None,
+    extra_index_url: opt.ExtraIndexUrl = None,
+    ca_bundle: opt.CaBundle = None,
+    strategy: opt.StrategyOption = Strategy.auto,
+    image: opt.Image = None,
+    network: opt.Network = None,
 ) -> None:
     """Resolve recipes for their targets into lock files beside them."""
     loaded = recipes_named(names, recipes_dir)
@@ -181,29 +107,29 @@ def lock(
 
 @app.command()
 def build(
-    names: RecipesArg = None,
-    recipes_dir: RecipesDir = Path("recipes"),
-    out_dir: OutDir = Path("dist"),
+    names: opt.RecipesArg = None,
+    recipes_dir: opt.RecipesDir = Path("recipes"),
+    out_dir: opt.OutDir = Path("dist"),
     locked: Annotated[
         bool,
         typer.Option(help="Refuse a missing or stale lock instead of writing it (for CI)."),
     ] = False,
-    upgrade: Upgrade = False,
-    upgrade_package: UpgradePackage = None,
-    index_url: IndexUrl = None,
-    extra_index_url: ExtraIndexUrl = None,
-    ca_bundle: CaBundle = None,
-    strategy: StrategyOption = Strategy.auto,
-    image: Image = None,
-    network: Network = None,
+    upgrade: opt.Upgrade = False,
+    upgrade_package: opt.UpgradePackage = None,
+    index_url: opt.IndexUrl = None,
+    extra_index_url: opt.ExtraIndexUrl = None,
+    ca_bundle: opt.CaBundle = None,
+    strategy: opt.StrategyOption = Strategy.auto,
+    image: opt.Image = None,
+    network: opt.Network = None,
     verify: Annotated[
         bool, typer.Option("--verify", help="Then import every module in the runtime image.")
     ] = False,
-    runtime_image: RuntimeImage = None,
-    native: Native = False,
-    require_bytecode: RequireBytecode = False,
-    registry_path: RegistryPath = None,
-    as_json: AsJson = False,
+    runtime_image: opt.RuntimeImage = None,
+    native: opt.Native = False,
+    require_bytecode: opt.RequireBytecode = False,
+    registry_path: opt.RegistryPath = None,
+    as_json: opt.AsJson = False,
 ) -> None:
     """Build deterministic layer ZIPs from recipes, from fitting wheels or in a container."""
     loaded = recipes_named(names, recipes_dir)
@@ -239,12 +165,12 @@ def build(
 @app.command(name="verify")
 def verify_command(
     layers: Annotated[list[str], typer.Argument(help="Layer ZIPs, or recipes to build first.")],
-    recipes_dir: RecipesDir = Path("recipes"),
-    out_dir: OutDir = Path("dist"),
-    runtime_image: RuntimeImage = None,
-    network: Network = None,
-    native: Native = False,
-    as_json: AsJson = False,
+    recipes_dir: opt.RecipesDir = Path("recipes"),
+    out_dir: opt.OutDir = Path("dist"),
+    runtime_image: opt.RuntimeImage = None,
+    network: opt.Network = None,
+    native: opt.Native = False,
+    as_json: opt.AsJson = False,
 ) -> None:
     """Import every module of a layer in the runtime it is for; exit 3 if any fails."""
     from layerkit.verify import verify_all
@@ -271,10 +197,10 @@ def publish(
         list[str] | None,
         typer.Argument(help="Recipes (built with --locked if needed) or ZIPs from `build`."),
     ] = None,
-    recipes_dir: RecipesDir = Path("recipes"),
-    out_dir: OutDir = Path("dist"),
-    region: Regions = None,
-    profile: Profile = None,
+    recipes_dir: opt.RecipesDir = Path("recipes"),
+    out_dir: opt.OutDir = Path("dist"),
+    region: opt.Regions = None,
+    profile: opt.Profile = None,
     dry_run: Annotated[bool, typer.Option(help="Print the plan; change nothing.")] = False,
     s3_bucket: Annotated[
         str | None,
@@ -286,9 +212,9 @@ def publish(
     direct_upload_limit: Annotated[
         int, typer.Option(hidden=True, help="Bytes above which uploads go through S3.")
     ] = DIRECT_UPLOAD_LIMIT,
-    require_bytecode: RequireBytecode = False,
-    registry_path: RegistryPath = None,
-    as_json: AsJson = False,
+    require_bytecode: opt.RequireBytecode = False,
+    registry_path: opt.RegistryPath = None,
+    as_json: opt.AsJson = False,
 ) -> None:
     """Publish a layer version in every region, only where the content is new."""
     from layerkit.aws import Clients
@@ -322,10 +248,10 @@ app.add_typer(registry_app, name="registry")
 
 @registry_app.command("sync")
 def registry_sync(
-    region: Regions = None,
-    profile: Profile = None,
-    registry_path: RegistryPath = None,
-    as_json: AsJson = False,
+    region: opt.Regions = None,
+    profile: opt.Profile = None,
+    registry_path: opt.RegistryPath = None,
+    as_json: opt.AsJson = False,
 ) -> None:
     """Rebuild the registry's versions from the account: every layer, every version."""
     from layerkit.aws import Clients
@@ -345,8 +271,8 @@ def registry_sync(
 def list_versions(
     layer: Annotated[str | None, typer.Argument(help="Only this layer.")] = None,
     region: Annotated[str | None, typer.Option(help="Only this region.")] = None,
-    registry_path: RegistryPath = None,
-    as_json: AsJson = False,
+    registry_path: opt.RegistryPath = None,
+    as_json: opt.AsJson = False,
 ) -> None:
     """Layers and versions per region, with sizes and content hashes (from the registry)."""
     from layerkit.registry import Registry
@@ -363,8 +289,8 @@ def list_versions(
 @app.command()
 def show(
     spec: Annotated[str, typer.Argument(help="NAME or NAME:VERSION")],
-    registry_path: RegistryPath = None,
-    as_json: AsJson = False,
+    registry_path: opt.RegistryPath = None,
+    as_json: opt.AsJson = False,
 ) -> None:
     """A layer version: where it is published, and what it contains."""
     from layerkit.registry import Registry
@@ -380,8 +306,8 @@ def show(
 def diff_versions(
     old: Annotated[str, typer.Argument(help="NAME:A")],
     new: Annotated[str, typer.Argument(help="NAME:B")],
-    registry_path: RegistryPath = None,
-    as_json: AsJson = False,
+    registry_path: opt.RegistryPath = None,
+    as_json: opt.AsJson = False,
 ) -> None:
     """Distributions added, removed, upgraded and downgraded between two versions."""
     from layerkit.registry import Registry
@@ -408,11 +334,11 @@ def _scope(
 
 @app.command()
 def audit(
-    region: Regions = None,
-    profile: Profile = None,
-    role_arn: RoleArns = None,
-    organization: Organization = False,
-    role_name: RoleName = "OrganizationAccountAccessRole",
+    region: opt.Regions = None,
+    profile: opt.Profile = None,
+    role_arn: opt.RoleArns = None,
+    organization: opt.Organization = False,
+    role_name: opt.RoleName = "OrganizationAccountAccessRole",
     package: Annotated[
         str | None,
         typer.Option(help='Functions shipping a matching distribution: "urllib3<2.2.2".'),
@@ -420,8 +346,8 @@ def audit(
     fail_on: Annotated[
         str | None, typer.Option(help="Exit 7 when found: outdated,deleted,oversize (any of).")
     ] = None,
-    registry_path: RegistryPath = None,
-    as_json: AsJson = False,
+    registry_path: opt.RegistryPath = None,
+    as_json: opt.AsJson = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="Print every reference as CSV.")] = False,
 ) -> None:
     """Which functions, in which regions and accounts, use which layer versions."""
@@ -450,14 +376,14 @@ def audit(
 def rollout(
     layer: Annotated[str, typer.Argument(help="The layer name (in the scanned accounts).")],
     to: Annotated[int | None, typer.Option("--to", help="Version (default: the latest).")] = None,
-    region: Regions = None,
-    profile: Profile = None,
-    role_arn: RoleArns = None,
+    region: opt.Regions = None,
+    profile: opt.Profile = None,
+    role_arn: opt.RoleArns = None,
     only: Annotated[list[str] | None, typer.Option(help="Only these functions.")] = None,
     exclude: Annotated[list[str] | None, typer.Option(help="Not these functions.")] = None,
     parallel: Annotated[int, typer.Option(help="Functions updated at once.")] = 1,
     dry_run: Annotated[bool, typer.Option(help="Show the plan; change nothing.")] = False,
-    as_json: AsJson = False,
+    as_json: opt.AsJson = False,
 ) -> None:
     """Move functions on an older version of a layer to a newer one, keeping the rest."""
     from layerkit.audit import rollout as roll
@@ -476,12 +402,12 @@ def rollout(
 def prune(
     layer: Annotated[str, typer.Argument(help="The layer name.")],
     keep: Annotated[int, typer.Option(help="Never delete the newest N versions.")] = 3,
-    region: Regions = None,
-    profile: Profile = None,
-    role_arn: RoleArns = None,
+    region: opt.Regions = None,
+    profile: opt.Profile = None,
+    role_arn: opt.RoleArns = None,
     yes: Annotated[bool, typer.Option("--yes", help="Delete; without it, only show.")] = False,
-    registry_path: RegistryPath = None,
-    as_json: AsJson = False,
+    registry_path: opt.RegistryPath = None,
+    as_json: opt.AsJson = False,
 ) -> None:
     """Delete old versions of a layer that no scanned function version references."""
     from layerkit.audit import prune as cut
@@ -499,7 +425,7 @@ def prune(
 @app.command()
 def inspect(
     zip_path: Annotated[Path, typer.Argument(help="A layer ZIP (built by layerkit or not).")],
-    as_json: AsJson = False,
+    as_json: opt.AsJson = False,
 ) -> None:
     """Show what a layer ZIP contains: distributions, sizes, Python versions, architectures."""
     report = inspect_layer(zip_path)
