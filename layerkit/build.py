@@ -27,6 +27,7 @@ from layerkit.bytecode import (
     ImageCompiler,
     Interpreter,
     add_bytecode,
+    cache_tag,
     find_interpreter,
 )
 from layerkit.container import (
@@ -352,11 +353,9 @@ class _Group:
 
     @property
     def pythons(self) -> list[str]:
-        return sorted({t.runtime.python_version for t in self.targets}, key=_numeric)
-
-
-def _numeric(version: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in version.split("."))
+        return [
+            f"{major}.{minor}" for major, minor in sorted({t.runtime.python for t in self.targets})
+        ]
 
 
 def _groups(recipe: Recipe, locks: dict[str, tuple[Lock, str]]) -> list[_Group]:
@@ -560,10 +559,10 @@ def _compilers(
     compilers: dict[str, Compiler] = {}
     for target in group.targets:
         python = target.runtime.python_version
-        interpreter = ctx.interpreter(python)
-        container = strategies[target.id][0]
         if python in compilers:
             continue
+        interpreter = ctx.interpreter(python)
+        container = strategies[target.id][0]
         if interpreter is not None:
             compilers[python] = HostCompiler(interpreter)
         elif container is not None:
@@ -851,7 +850,7 @@ def _manifest(
             lock="sha256:" + locks[target.id][1],
             built_with=built_with[target.id],
             site_packages=site,
-            bytecode=f"cpython-{python.replace('.', '')}" if python in compilers else None,
+            bytecode=cache_tag(python) if python in compilers else None,
             distributions=tuple(
                 manifest.Distribution(
                     name=d.name,

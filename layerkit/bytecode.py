@@ -31,7 +31,7 @@ import tempfile
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Protocol
 
 from layerkit import archive
@@ -82,17 +82,10 @@ if __name__ == "__main__":
         except (OSError, NotImplementedError):
             pass  # no process pools here (no /dev/shm in some containers): one by one
     failed = [r for r in (results if results is not None else map(compile_one, jobs)) if r]
-    print("LAYERKIT-BYTECODE " + json.dumps({
-        "tag": sys.implementation.cache_tag,
-        "version": "%d.%d.%d" % sys.version_info[:3],
-        "failed": failed,
-    }))
+    print("LAYERKIT-BYTECODE " + json.dumps({"failed": failed}))
 """
 
-PROBE = (
-    "import sys; print(sys.implementation.cache_tag, '%d.%d.%d' % sys.version_info[:3], "
-    "sys.executable)"
-)
+PROBE = "import sys; print(sys.implementation.cache_tag, '%d.%d.%d' % sys.version_info[:3])"
 
 
 @dataclass(frozen=True)
@@ -171,12 +164,6 @@ class ImageCompiler:
 def cache_tag(python: str) -> str:
     """importlib's tag for CPython X.Y: cpython-311."""
     return "cpython-" + python.replace(".", "")
-
-
-def pyc_path(source: str, python: str) -> str:
-    """Where importlib looks for the bytecode of a source path, for CPython X.Y."""
-    path = PurePosixPath(source)
-    return str(path.parent / "__pycache__" / f"{path.stem}.{cache_tag(python)}.pyc")
 
 
 # --- finding the interpreter ----------------------------------------------------------

@@ -7,16 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from layerkit.bytecode import find_interpreter, pyc_path
+from layerkit.bytecode import find_interpreter
 from layerkit.errors import RecipeError
 from layerkit.recipe import load
-
-
-def test_bytecode_goes_where_importlib_looks_for_it() -> None:
-    assert pyc_path("python/requests/api.py", "3.12") == (
-        "python/requests/__pycache__/api.cpython-312.pyc"
-    )
-    assert pyc_path("python/six.py", "3.9") == "python/__pycache__/six.cpython-39.pyc"
 
 
 def fake_python(path: Path, answer: str, calls: Path) -> Path:
