@@ -141,7 +141,11 @@ def verify(
     """Import-check every target of the layer; engine is None only with native, which
     finds the target's Python as the build does, from env (default: the process's)."""
     env = os.environ if env is None else env
-    with zipfile.ZipFile(zip_path) as layer:
+    try:
+        layer = zipfile.ZipFile(zip_path)
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise UserError(f"{zip_path}: not a readable ZIP file ({exc}).") from None
+    with layer:
         check_paths(layer.namelist(), zip_path)
         found = manifest.read_from(layer)
         if found is None:

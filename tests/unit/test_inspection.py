@@ -96,3 +96,17 @@ def test_bytecode_is_counted_per_interpreter_with_its_kind(tmp_path: Path) -> No
     }
     shown = layerkit("inspect", str(zip_path), cwd=tmp_path).stdout
     assert "cpython-312 for 1/2 sources (unchecked-hash)" in shown
+
+
+@pytest.mark.parametrize("command", ["inspect", "verify"])
+def test_a_file_that_is_not_a_zip_or_a_folder_is_refused_without_a_traceback(
+    tmp_path: Path, command: str
+) -> None:
+    (tmp_path / "cut.zip").write_bytes(b"PK\x03\x04 truncated")
+    (tmp_path / "folder.zip").mkdir()
+    for bad in ("cut.zip", "folder.zip"):
+        args = [command, bad, *(["--native"] if command == "verify" else [])]
+        result = layerkit(*args, cwd=tmp_path, check=False)
+        assert result.returncode == 2, result.stderr
+        assert "not a readable ZIP file" in result.stderr
+        assert "Traceback" not in result.stderr
