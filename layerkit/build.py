@@ -6,58 +6,28 @@ import dataclasses
 import hashlib
 import json
 import logging
-import os
-import platform
-import re
-import shutil
-import tempfile
-import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from enum import Enum
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
-from layerkit import archive, elf, lock, manifest, quota
+from layerkit import archive, artifact_cache, backends, lock, manifest, native, quota
 from layerkit.archive import Entry
+from layerkit.backends import Backend, Containers, Strategy
 from layerkit.bytecode import (
     Compiled,
     Compiler,
     HostCompiler,
-    ImageCompiler,
     Interpreter,
     add_bytecode,
     cache_tag,
     find_interpreter,
 )
-from layerkit.container import (
-    DOCKER_ARCHITECTURES,
-    BuildContainer,
-    ContainerEngine,
-    DockerEngine,
-    Run,
-)
-from layerkit.errors import (
-    ArchitectureError,
-    BuildError,
-    ContainerError,
-    NoFittingWheelError,
-    ResolutionError,
-    StaleLockError,
-)
+from layerkit.errors import BuildError, StaleLockError
 from layerkit.index import PackageIndex, WheelCache, cache_dir, settings_from
-from layerkit.install import (
-    Installed,
-    fetch,
-    install,
-    install_in_container,
-    runtime_overlap_warning,
-    shipped,
-)
-from layerkit.lock import Lock, LockedDist
-from layerkit.recipe import BuildSettings, Recipe
-from layerkit.runner import run
-from layerkit.settings import cascade
+from layerkit.install import Installed, fetch, install, runtime_overlap_warning, shipped
+from layerkit.lock import LockedDist, LockedTarget
+from layerkit.recipe import Recipe
 from layerkit.targets import Target
 from layerkit.version import __version__
 
@@ -67,14 +37,7 @@ log = logging.getLogger("layerkit")
 BUILD_FORMAT = 3
 
 Reporter = Callable[[str, str], None]
-
-
-class Strategy(str, Enum):
-    """Where targets are resolved and installed: chosen once, per command."""
-
-    auto = "auto"  # wheels on the host; the build image when something must be compiled
-    wheels = "wheels"  # fitting wheels only, no Docker
-    container = "container"  # resolve and compile in the target's build image
+Locks = dict[str, LockedTarget]  # by target id
 
 
 @dataclass
@@ -85,13 +48,9 @@ class Context:
     cache_root: Path
     env: dict[str, str]
     uv_binary: str
+    containers: Containers
     report: Reporter = field(default=lambda label, message: None)
     strategy: Strategy = Strategy.auto
-    image: str | None = None  # overrides the recipe's [build] image
-    network: str | None = None  # overrides the recipe's [build] network
-    connect: Callable[[Mapping[str, str]], ContainerEngine] = DockerEngine.connect
-    _engine: ContainerEngine | None = field(default=None, init=False, repr=False)
-    _runs_on: dict[str, bool] = field(default_factory=dict, init=False, repr=False)
     require_bytecode: bool = False  # no interpreter for a target's Python is an error
     _said: set[str] = field(default_factory=set, init=False, repr=False)
     _interpreters: dict[str, Interpreter | None] = field(
@@ -118,51 +77,6 @@ class Context:
             )
         return self._interpreters[python]
 
-    def engine(self) -> ContainerEngine:
-        if self._engine is None:
-            self._engine = self.connect(self.env)
-        return self._engine
-
-    def build_container(self, recipe: Recipe, target: Target) -> BuildContainer:
-        """The target's build container; ContainerError when there can be none."""
-        engine = self.engine()
-        template = cascade(flag=self.image, recipe=recipe.build.image) or BuildSettings.image
-        runtime = target.runtime
-        image = template.format(
-            runtime=runtime.name, python=runtime.python_version, arch=target.architecture
-        )
-        wanted = DOCKER_ARCHITECTURES[target.architecture]
-        found = engine.image_architecture(image)
-        if found != wanted:
-            raise ArchitectureError(
-                f"{image} is built for {found}, but {target.id} needs {wanted}: name an "
-                f"image for {wanted} with --image"
-            )
-        platform_name = f"linux/{wanted}"
-        if platform_name not in self._runs_on:
-            # Another architecture runs only under emulation (binfmt/QEMU): try it once.
-            try:
-                engine.run(Run(image, "true", platform=platform_name, what="a test run"))
-                self._runs_on[platform_name] = True
-            except ContainerError:
-                self._runs_on[platform_name] = False
-        if not self._runs_on[platform_name]:
-            raise ArchitectureError(
-                f"this Docker engine cannot run {platform_name} containers (no binfmt/QEMU "
-                "emulation)"
-            )
-        cert = self.index.settings.cert
-        return BuildContainer(
-            engine=engine,
-            image=image,
-            python=target.runtime.python_version,
-            platform=platform_name,
-            network=cascade(flag=self.network, recipe=recipe.build.network),
-            pip_cache=self.cache_root / "pip" / re.sub(r"[^A-Za-z0-9_.-]", "_", image),
-            ca_bundle=Path(cert) if cert else None,
-            index_env=self.index.settings.pip_env(),
-        )
-
     @classmethod
     def from_environment(
         cls,
@@ -180,15 +94,15 @@ class Context:
         from uv import find_uv_bin
 
         settings = settings_from(env, index_url, extra_index_urls, ca_bundle)
+        cache_root = cache_dir(env)
         return cls(
             index=PackageIndex(settings),
-            cache_root=cache_dir(env),
+            cache_root=cache_root,
             env=dict(env),
             uv_binary=find_uv_bin(),
+            containers=Containers(dict(env), cache_root, settings, image=image, network=network),
             report=report or (lambda label, message: None),
             strategy=strategy,
-            image=image,
-            network=network,
             require_bytecode=require_bytecode,
         )
 
@@ -229,17 +143,17 @@ def lock_recipe(
     refresh: bool = False,
     upgrade: bool = False,
     upgrade_packages: tuple[str, ...] = (),
-) -> dict[str, tuple[Lock, str]]:
+) -> Locks:
     """Make sure every target has a fresh lock; return each lock with its file's SHA-256.
 
     check: refuse a missing or stale lock instead of writing one (`--locked`).
     refresh: resolve again even when the lock is fresh (`layerkit lock`).
     """
-    locks: dict[str, tuple[Lock, str]] = {}
+    locks: Locks = {}
     for target in recipe.targets:
         path = recipe.lock_path(target)
         existing = lock.read(recipe, target)
-        state = lock.status(recipe, target, existing[0] if existing else None)
+        state = lock.status(recipe, target, existing.lock if existing else None)
         wanted = refresh or upgrade or bool(upgrade_packages) or state != "fresh"
         if wanted and check:
             reason = {
@@ -254,96 +168,12 @@ def lock_recipe(
             }.get(state, "resolving again")
             log.info("%s %s", path, action)
             ctx.report(target.id, "resolving")
-            resolved = _resolve(recipe, target, ctx, upgrade, upgrade_packages)
+            resolved = backends.resolve(recipe, target, ctx, upgrade, upgrade_packages)
             lock.write(recipe, target, resolved)
             existing = lock.read(recipe, target)
         assert existing is not None
         locks[target.id] = existing
     return locks
-
-
-def _resolve(
-    recipe: Recipe,
-    target: Target,
-    ctx: Context,
-    upgrade: bool,
-    upgrade_packages: tuple[str, ...],
-) -> Lock:
-    """uv with wheels only, unless the recipe or the strategy needs the build image."""
-
-    def with_uv() -> Lock:
-        return lock.resolve(
-            recipe,
-            target,
-            ctx.index,
-            upgrade=upgrade,
-            upgrade_packages=upgrade_packages,
-            uv_binary=ctx.uv_binary,
-            env=ctx.env,
-        )
-
-    if ctx.strategy == Strategy.wheels or (ctx.strategy == Strategy.auto and not recipe.no_binary):
-        try:
-            return with_uv()
-        except (ResolutionError, NoFittingWheelError) as exc:
-            container = None
-            if ctx.strategy == Strategy.auto:
-                container = _container_for(recipe, target, ctx, required=False)
-            if container is None:
-                raise
-            log.info("%s: not everything has a wheel, resolving in the build image:\n%s",
-                     target.id, exc)  # fmt: skip
-    else:
-        container = _container_for(recipe, target, ctx, required=True)
-        if container is None:
-            return with_uv()
-    return lock.resolve_in_container(
-        recipe, target, container, upgrade=upgrade, upgrade_packages=upgrade_packages
-    )
-
-
-def _container_for(
-    recipe: Recipe, target: Target, ctx: Context, *, required: bool
-) -> BuildContainer | None:
-    """The target's build container, or None when wheels must do instead.
-
-    An engine that cannot run the target's architecture is never fatal, unless the recipe
-    compiles something (no-binary): it is said, and the target is built from wheels. Any
-    other failure (no engine, no image) is fatal only when a container is required.
-    """
-    try:
-        return ctx.build_container(recipe, target)
-    except ArchitectureError as exc:
-        if recipe.no_binary:
-            raise
-        if ctx.first_time(f"architecture {target.id}"):
-            log.warning("%s: %s; building %s from wheels", recipe.stem, exc, target.id)
-    except ContainerError as exc:
-        if required:
-            raise
-        log.debug("no build container for %s: %s", target.id, exc)
-    return None
-
-
-def _strategy(
-    recipe: Recipe, target: Target, locked: Lock, ctx: Context
-) -> tuple[BuildContainer | None, str]:
-    """Where the target is installed, and why: None means from wheels on the host."""
-    if ctx.strategy == Strategy.wheels:
-        return None, "wheels, as asked (--strategy wheels)"
-    if recipe.no_binary:
-        why = f"compiling {', '.join(recipe.no_binary)} from source (no-binary)"
-    elif locked.strategy == "container":
-        why = "the lock was resolved in the build image"
-    elif ctx.strategy == Strategy.container:
-        why = "as asked (--strategy container)"
-    else:
-        return None, "wheels: every locked distribution has a wheel for the target"
-    required = ctx.strategy == Strategy.container or bool(recipe.no_binary)
-    container = _container_for(recipe, target, ctx, required=required)
-    if container is None:
-        return None, "wheels: no build container for this target"
-    return container, f"{container.image}: {why}"
 
 
 @dataclass(frozen=True)
@@ -358,11 +188,11 @@ class _Group:
         ]
 
 
-def _groups(recipe: Recipe, locks: dict[str, tuple[Lock, str]]) -> list[_Group]:
+def _groups(recipe: Recipe, locks: Locks) -> list[_Group]:
     """One ZIP for all targets when they ship the same wheels, else one per architecture."""
 
     def content(target: Target) -> frozenset[tuple[str, str, tuple[str, ...]]]:
-        dists = shipped(locks[target.id][0], recipe.exclude)
+        dists = shipped(locks[target.id].lock, recipe.exclude)
         return frozenset((d.key, d.version, d.hashes) for d in dists)
 
     targets = recipe.targets
@@ -410,13 +240,13 @@ def _recipe_files(recipe: Recipe) -> list[_File]:
 def _build_key(
     recipe: Recipe,
     group: _Group,
-    locks: dict[str, tuple[Lock, str]],
+    locks: Locks,
     files: list[_File],
-    strategies: dict[str, tuple[BuildContainer | None, str]],
+    chosen: dict[str, Backend],
     compilers: dict[str, Compiler],
 ) -> str:
     data = {
-        "strategies": {t: c.image if c else "wheels" for t, (c, _) in strategies.items()},
+        "strategies": {t: backend.name for t, backend in chosen.items()},
         "format": BUILD_FORMAT,
         "layerkit": __version__,
         "layer": recipe.name,
@@ -425,7 +255,7 @@ def _build_key(
         "description": recipe.description,
         "license": recipe.license,
         "bytecode": recipe.slim.bytecode and sorted(compilers),
-        "targets": {t.id: locks[t.id][1] for t in group.targets},
+        "targets": {t.id: locks[t.id].sha256 for t in group.targets},
         "exclude": sorted(recipe.exclude),
         "slim": [recipe.slim.tests, recipe.slim.stubs, recipe.slim.strip, list(recipe.slim.keep)],
         "files": [[f.path, f.sha256, f.mode] for f in files],
@@ -448,25 +278,26 @@ def build_recipe(
     files = _recipe_files(recipe)
     artifacts = []
     for group in _groups(recipe, locks):
-        strategies = {t.id: _strategy(recipe, t, locks[t.id][0], ctx) for t in group.targets}
-        compilers = _compilers(recipe, group, strategies, ctx)
-        key = _build_key(recipe, group, locks, files, strategies, compilers)
+        chosen = {t.id: backends.choose(recipe, t, locks[t.id].lock, ctx) for t in group.targets}
+        compilers = _compilers(recipe, group, chosen, ctx)
+        key = _build_key(recipe, group, locks, files, chosen, compilers)
         dest = out_dir / f"{group.artifact}.zip"
         cached = ctx.cache_root / "artifacts" / f"{key}.zip"
-        summary = _linked(dest, cached) or _existing(dest, key)
+        summary = artifact_cache.linked(dest, cached) or artifact_cache.summary_of(dest, key)
         if summary is not None:
             status = "unchanged"
         elif cached.exists():
-            _publish(cached, dest)
-            status, summary = "cached", _linked(dest, cached) or _existing(dest, key)
-        else:
-            for target_id, (_, why) in strategies.items():
-                log.info("%s (%s): building with %s", group.artifact, target_id, why)
-            summary = _assemble(
-                recipe, group, locks, files, key, ctx, cached, strategies, compilers
+            artifact_cache.place(cached, dest)
+            status, summary = (
+                "cached",
+                artifact_cache.linked(dest, cached) or artifact_cache.summary_of(dest, key),
             )
-            _remember(cached, summary)
-            _publish(cached, dest)
+        else:
+            for target_id, backend in chosen.items():
+                log.info("%s (%s): building with %s", group.artifact, target_id, backend.why)
+            summary = _assemble(recipe, group, locks, files, key, ctx, cached, chosen, compilers)
+            artifact_cache.remember(cached, summary)
+            artifact_cache.place(cached, dest)
             status = "built"
         assert summary is not None
         files_count, unzipped, sha256 = summary
@@ -489,63 +320,10 @@ def build_recipe(
     return artifacts
 
 
-def _existing(path: Path, key: str) -> tuple[int, int, str] | None:
-    """(files, unzipped bytes, SHA-256) of a ZIP built from exactly this key, else None."""
-    if not path.exists():
-        return None
-    with zipfile.ZipFile(path) as zipped:
-        infos = zipped.infolist()
-        found = manifest.read_from(zipped)
-        if found is None or found.build_key != key:
-            return None
-    return len(infos), sum(i.file_size for i in infos), archive.sha256_of(path)
-
-
-def _remember(cached: Path, summary: tuple[int, int, str]) -> None:
-    """Keep an artifact's summary beside it, with the size and mtime it was written with."""
-    stat = cached.stat()
-    record = [*summary, stat.st_size, stat.st_mtime_ns]
-    tmp = cached.with_name(f".{cached.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(record), encoding="utf-8")
-    os.replace(tmp, cached.with_suffix(".json"))
-
-
-def _linked(dest: Path, cached: Path) -> tuple[int, int, str] | None:
-    """(files, unzipped bytes, SHA-256) of dest when it is the cached artifact itself (a hard
-    link, see _publish) as it was written: a no-op build then reads and hashes nothing."""
-    try:
-        if not os.path.samefile(dest, cached):
-            return None
-        files, unzipped, sha256, size, mtime = json.loads(
-            cached.with_suffix(".json").read_text(encoding="utf-8")
-        )
-        stat = cached.stat()
-    except (OSError, ValueError):
-        return None
-    if (stat.st_size, stat.st_mtime_ns) != (size, mtime):
-        return None  # changed in place since: read it again
-    return int(files), int(unzipped), str(sha256)
-
-
-def _publish(cached: Path, dest: Path) -> None:
-    """Put a cached artifact at dest atomically, as a hard link when the disk allows.
-
-    A link is safe: layerkit only ever replaces files by renaming over them, so neither
-    copy is modified in place.
-    """
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
-    try:
-        os.link(cached, tmp)
-    except OSError:
-        shutil.copyfile(cached, tmp)
-    os.replace(tmp, dest)
-
-
 def _compilers(
     recipe: Recipe,
     group: _Group,
-    strategies: dict[str, tuple[BuildContainer | None, str]],
+    chosen: dict[str, Backend],
     ctx: Context,
 ) -> dict[str, Compiler]:
     """The bytecode compiler for each Python version of the layer.
@@ -562,11 +340,11 @@ def _compilers(
         if python in compilers:
             continue
         interpreter = ctx.interpreter(python)
-        container = strategies[target.id][0]
+        fallback = chosen[target.id].compiler()
         if interpreter is not None:
             compilers[python] = HostCompiler(interpreter)
-        elif container is not None:
-            compilers[python] = ImageCompiler(container)
+        elif fallback is not None:
+            compilers[python] = fallback
     for python in group.pythons:
         if python in compilers or not ctx.first_time(f"bytecode {python}"):
             continue
@@ -633,17 +411,17 @@ class _Installs:
 def _assemble(
     recipe: Recipe,
     group: _Group,
-    locks: dict[str, tuple[Lock, str]],
+    locks: Locks,
     files: list[_File],
     key: str,
     ctx: Context,
     dest: Path,
-    strategies: dict[str, tuple[BuildContainer | None, str]],
+    chosen: dict[str, Backend],
     compilers: dict[str, Compiler],
 ) -> tuple[int, int, str]:
     """Write the artifact to dest; return (files, unzipped bytes, SHA-256)."""
-    plan = [(t, d) for t in group.targets for d in shipped(locks[t.id][0], recipe.exclude)]
-    on_host = [(t, d) for t, d in plan if strategies[t.id][0] is None]
+    plan = [(t, d) for t in group.targets for d in shipped(locks[t.id].lock, recipe.exclude)]
+    on_host = [(t, d) for t, d in plan if not chosen[t.id].builds_sdists]
     warning = runtime_overlap_warning({d.key for _, d in plan})
     if warning:
         log.warning("%s: %s", group.artifact, warning)
@@ -652,19 +430,19 @@ def _assemble(
         ctx.report(group.artifact, f"downloading {done}/{total} wheels")
 
     found = fetch(on_host, ctx.index, ctx.wheels, None, progress)
-    in_container = [(t, d) for t, d in plan if strategies[t.id][0] is not None]
+    in_container = [(t, d) for t, d in plan if chosen[t.id].builds_sdists]
     found |= fetch(in_container, ctx.index, ctx.wheels, frozenset(recipe.no_binary), progress)
     shared = _shared(group, found)
     first = group.targets[0]
     installs = _Installs(
         shared=_install(
             recipe, first, [d for t, d in plan if t == first and d.key in shared], "python",
-            found, strategies[first.id][0], ctx, group.artifact,
+            found, chosen[first.id], ctx, group.artifact,
         ),
         own={
             t.id: _install(
                 recipe, t, [d for tt, d in plan if tt == t and d.key not in shared],
-                _site_packages(t), found, strategies[t.id][0], ctx, group.artifact,
+                _site_packages(t), found, chosen[t.id], ctx, group.artifact,
             )
             for t in group.targets
         },
@@ -674,11 +452,11 @@ def _assemble(
         _add_bytecode(installs, group, python, compiler, ctx.cache_root)
     entries = _merge(installs.all())
     if recipe.slim.strip:
-        entries = _strip(entries, group.targets[0])
-    _check_shared_objects(entries, group)
+        entries = native.strip(entries, group.targets[0])
+    native.check(entries, group.artifact, group.targets)
 
     generated = [(f.path, f.source.read_bytes(), f.mode) for f in files]
-    built_with = {t: c.image if c else "wheels" for t, (c, _) in strategies.items()}
+    built_with = {t: backend.name for t, backend in chosen.items()}
     layer_manifest = _manifest(recipe, group, locks, installs, files, key, built_with, compilers)
     # What the layer adds to a function's 250 MiB, the manifest itself aside: audits read it.
     content = sum(e.size for e in entries) + sum(len(data) for _, data, _ in generated)
@@ -702,13 +480,13 @@ def _install(
     dists: list[LockedDist],
     site: str,
     found: dict[tuple[str, str], Path],
-    container: BuildContainer | None,
+    backend: Backend,
     ctx: Context,
     artifact: str,
 ) -> list[Installed]:
     """Each distribution as installed under `site`.
 
-    A wheel is unpacked here whatever the strategy; the build image compiles the sdists.
+    A wheel is unpacked here whatever the backend; the backend builds the sdists.
     """
     files = {d.key: found[(target.id, d.key)] for d in dists}
     wheels = [d for d in dists if files[d.key].suffix == ".whl"]
@@ -717,16 +495,9 @@ def _install(
         ctx.report(artifact, f"installing {target.id}")
     result = [install(files[d.key], d, site, recipe.slim) for d in wheels]
     if sdists:
-        assert container is not None, "fetch picks sdists for container targets only"
-        ctx.report(artifact, f"compiling for {target.id} in {container.image}")
-        result += install_in_container(
-            target.id,
-            {d.key: files[d.key] for d in sdists},
-            sdists,
-            container,
-            site,
-            recipe.slim,
-        )
+        ctx.report(artifact, f"compiling for {target.id} in {backend.name}")
+        sdist_files = {d.key: files[d.key] for d in sdists}
+        result += backend.compile_sdists(target, sdist_files, sdists, site, recipe.slim)
     return result
 
 
@@ -768,73 +539,10 @@ def _merge(installed: list[list[Installed]]) -> list[Entry]:
     return [entry for entry, _ in chosen.values()]
 
 
-def _check_shared_objects(entries: list[Entry], group: _Group) -> None:
-    """Every shared object must be built for the group's architecture, and what the build
-    image compiled must not need a newer glibc than the runtime has: guards behind tags."""
-    glibc = min(t.runtime.glibc[1] for t in group.targets)
-    for entry in entries:
-        if isinstance(entry.data, bytes) and elf.is_shared_object(entry.path):
-            needs = elf.glibc_needs(archive.read_member(entry)) or 0
-            if needs > glibc:
-                raise BuildError(
-                    f"{entry.path} was compiled against GLIBC_2.{needs}, but "
-                    f"{group.targets[0].runtime.name} has glibc 2.{glibc}: the build image "
-                    "is newer than the runtime. Build in the runtime's own build image "
-                    "(public.ecr.aws/sam/build-<runtime>), or one with the same glibc."
-                )
-    machine = group.targets[0].machine
-    if len({t.machine for t in group.targets}) > 1:
-        machine = ""  # a layer for both architectures must carry no native code at all
-    handles: dict[Path, BinaryIO] = {}
-    try:
-        for entry in entries:
-            if not elf.is_shared_object(entry.path):
-                continue
-            found = elf.machine(archive.head(entry, elf.HEADER_SIZE, handles))
-            if found is not None and found != machine:
-                raise BuildError(
-                    f"{entry.path} is a {found} shared object, but {group.artifact} is for "
-                    f"{machine or 'every architecture'}. The wheel that ships it is tagged "
-                    "wrongly; pin another version or build in a container."
-                )
-    finally:
-        for handle in handles.values():
-            handle.close()
-
-
-def _strip_tool(machine: str) -> str:
-    candidates = [f"{machine}-linux-gnu-strip", "llvm-strip"]
-    if platform.machine() == machine:
-        candidates.insert(0, "strip")
-    for tool in candidates:
-        if shutil.which(tool):
-            return tool
-    raise BuildError(
-        f"`strip = true` needs a strip for {machine} ({' or '.join(candidates)}), and none "
-        "is on PATH. Install binutils (for another architecture: binutils-aarch64-linux-gnu "
-        "or llvm), or set `strip = false` under [slim]."
-    )
-
-
-def _strip(entries: list[Entry], target: Target) -> list[Entry]:
-    tool = _strip_tool(target.machine)
-    result = []
-    with tempfile.TemporaryDirectory(prefix="layerkit-strip-") as tmp:
-        for number, entry in enumerate(entries):
-            if not elf.is_shared_object(entry.path):
-                result.append(entry)
-                continue
-            scratch = Path(tmp) / str(number)
-            scratch.write_bytes(archive.read_member(entry))
-            run([tool, "--strip-unneeded", str(scratch)])
-            result.append(archive.compress(entry.path, scratch.read_bytes(), entry.mode))
-    return result
-
-
 def _manifest(
     recipe: Recipe,
     group: _Group,
-    locks: dict[str, tuple[Lock, str]],
+    locks: Locks,
     installs: _Installs,
     files: list[_File],
     key: str,
@@ -847,7 +555,7 @@ def _manifest(
         site = installs.site_packages(target)
         python = target.runtime.python_version
         targets[target.id] = manifest.TargetContent(
-            lock="sha256:" + locks[target.id][1],
+            lock="sha256:" + locks[target.id].sha256,
             built_with=built_with[target.id],
             site_packages=site,
             bytecode=cache_tag(python) if python in compilers else None,

@@ -15,7 +15,8 @@ import typer
 
 from layerkit import options as opt
 from layerkit import render
-from layerkit.build import Context, Strategy, build_all, lock_recipe
+from layerkit.backends import Strategy
+from layerkit.build import Context, build_all, lock_recipe
 from layerkit.errors import ExitCode, LayerkitError
 from layerkit.inspection import inspect_layer
 from layerkit.quota import DIRECT_UPLOAD_LIMIT
@@ -79,9 +80,7 @@ def _main(
 def lock(
     names: opt.RecipesArg = None,
     recipes_dir: opt.RecipesDir = Path("recipes"),
-    check: Annotated[
-        bool, typer.Option(help="Only check that every lock is fresh; write nothing.")
-    ] = False,
+    check: opt.CheckOnly = False,
     upgrade: opt.Upgrade = False,
     upgrade_package: opt.UpgradePackage = None,
     index_url: opt.IndexUrl = None,
@@ -110,10 +109,7 @@ def build(
     names: opt.RecipesArg = None,
     recipes_dir: opt.RecipesDir = Path("recipes"),
     out_dir: opt.OutDir = Path("dist"),
-    locked: Annotated[
-        bool,
-        typer.Option(help="Refuse a missing or stale lock instead of writing it (for CI)."),
-    ] = False,
+    locked: opt.Locked = False,
     upgrade: opt.Upgrade = False,
     upgrade_package: opt.UpgradePackage = None,
     index_url: opt.IndexUrl = None,
@@ -122,9 +118,7 @@ def build(
     strategy: opt.StrategyOption = Strategy.auto,
     image: opt.Image = None,
     network: opt.Network = None,
-    verify: Annotated[
-        bool, typer.Option("--verify", help="Then import every module in the runtime image.")
-    ] = False,
+    verify: opt.Verify = False,
     runtime_image: opt.RuntimeImage = None,
     native: opt.Native = False,
     require_bytecode: opt.RequireBytecode = False,
@@ -142,7 +136,7 @@ def build(
             loaded, ctx, out_dir, _registry_path(registry_path), locked=locked,
             upgrade=upgrade, upgrade_packages=tuple(upgrade_package or ()),
         )  # fmt: skip
-    reports = []
+    reports = None
     if verify:
         from layerkit.verify import verify_all
 
@@ -150,15 +144,8 @@ def build(
         reports = verify_all(
             zips, image=runtime_image, network=network, native=native, env=os.environ
         )
-    if as_json:
-        data = [a.as_dict() for a in artifacts]
-        for item in data if verify else []:
-            item["verification"] = [r for r in reports if r["zip"] == item["path"]]
-        render.print_json(data)
-    else:
-        render.artifacts(artifacts)
-        render.verification(reports)
-    if not all(r["ok"] for r in reports):
+    render.built(artifacts, reports, as_json)
+    if not all(r["ok"] for r in reports or ()):
         raise typer.Exit(ExitCode.CANNOT_BUILD)
 
 
@@ -183,10 +170,7 @@ def verify_command(
             built = build_all(recipes_named(names, recipes_dir), ctx, out_dir, None)
             zips += [a.path for a in built]
     reports = verify_all(zips, image=runtime_image, network=network, native=native, env=os.environ)
-    if as_json:
-        render.print_json(reports)
-    else:
-        render.verification(reports)
+    render.verification(reports, as_json)
     if not all(r["ok"] for r in reports):
         raise typer.Exit(ExitCode.CANNOT_BUILD)
 
@@ -201,17 +185,10 @@ def publish(
     out_dir: opt.OutDir = Path("dist"),
     region: opt.Regions = None,
     profile: opt.Profile = None,
-    dry_run: Annotated[bool, typer.Option(help="Print the plan; change nothing.")] = False,
-    s3_bucket: Annotated[
-        str | None,
-        typer.Option(
-            help="Bucket for ZIPs over 50 MB; {region} is filled in (or LAYERKIT_S3_BUCKET)."
-        ),
-    ] = None,
-    create_bucket: Annotated[bool, typer.Option(help="Create that bucket if missing.")] = False,
-    direct_upload_limit: Annotated[
-        int, typer.Option(hidden=True, help="Bytes above which uploads go through S3.")
-    ] = DIRECT_UPLOAD_LIMIT,
+    dry_run: opt.DryRun = False,
+    s3_bucket: opt.S3Bucket = None,
+    create_bucket: opt.CreateBucket = False,
+    direct_upload_limit: opt.DirectUploadLimit = DIRECT_UPLOAD_LIMIT,
     require_bytecode: opt.RequireBytecode = False,
     registry_path: opt.RegistryPath = None,
     as_json: opt.AsJson = False,
@@ -229,15 +206,7 @@ def publish(
             dry_run=dry_run, create_bucket=create_bucket,
             registry=Registry(_registry_path(registry_path)), direct_limit=direct_upload_limit,
         )  # fmt: skip
-    if dry_run and as_json:
-        render.print_json([a.as_dict() for _, actions in done.plans for a in actions])
-    elif dry_run:
-        render.publish_plan([a for _, actions in done.plans for a in actions])
-    elif as_json:
-        outcomes = [o.as_dict() for o in done.outcomes]
-        render.print_json({"outcomes": outcomes, "api_calls": done.api_calls})
-    else:
-        render.publish_outcomes(done.outcomes)
+    render.published(done, dry_run, as_json)
     if done.failed:
         raise typer.Exit(ExitCode.AWS)
 
@@ -261,10 +230,7 @@ def registry_sync(
     clients = Clients(profile=profile)
     found = sync(regions_for(region, (), clients), clients)
     Registry(_registry_path(registry_path)).record_versions(found)
-    if as_json:
-        render.print_json([v.as_dict() for v in found])
-    else:
-        render.out.print(f"synced {len(found)} layer versions")
+    render.synced(found, as_json)
 
 
 @app.command(name="ls")
@@ -278,12 +244,7 @@ def list_versions(
     from layerkit.registry import Registry
 
     found = Registry(_registry_path(registry_path)).versions(layer, region)
-    if as_json:
-        render.print_json(
-            [{k: v for k, v in x.as_dict().items() if k != "manifest"} for x in found]
-        )
-    else:
-        render.versions(found)
+    render.versions(found, as_json)
 
 
 @app.command()
@@ -296,10 +257,7 @@ def show(
     from layerkit.registry import Registry
 
     found = Registry(_registry_path(registry_path)).version(spec)
-    if as_json:
-        render.print_json([v.as_dict() for v in found])
-    else:
-        render.version_content(found)
+    render.version_content(found, as_json)
 
 
 @app.command(name="diff")
@@ -313,11 +271,7 @@ def diff_versions(
     from layerkit.registry import Registry
 
     changes = Registry(_registry_path(registry_path)).diff(old, new)
-    found = {kind: [c.to_json() for c in items] for kind, items in changes.items()}
-    if as_json:
-        render.print_json(found)
-    else:
-        render.changes(found)
+    render.changes(changes, as_json)
 
 
 def _scope(
@@ -339,16 +293,11 @@ def audit(
     role_arn: opt.RoleArns = None,
     organization: opt.Organization = False,
     role_name: opt.RoleName = "OrganizationAccountAccessRole",
-    package: Annotated[
-        str | None,
-        typer.Option(help='Functions shipping a matching distribution: "urllib3<2.2.2".'),
-    ] = None,
-    fail_on: Annotated[
-        str | None, typer.Option(help="Exit 7 when found: outdated,deleted,oversize (any of).")
-    ] = None,
+    package: opt.Package = None,
+    fail_on: opt.FailOn = None,
     registry_path: opt.RegistryPath = None,
     as_json: opt.AsJson = False,
-    as_csv: Annotated[bool, typer.Option("--csv", help="Print every reference as CSV.")] = False,
+    as_csv: opt.AsCsv = False,
 ) -> None:
     """Which functions, in which regions and accounts, use which layer versions."""
     from layerkit.audit import gates, run
@@ -359,12 +308,7 @@ def audit(
     scope = _scope(region, profile, role_arn, organization, role_name)
     registry = Registry(_registry_path(registry_path))
     done = run(scope, registry, cache_dir(os.environ), package, gated)
-    if as_json:
-        render.print_json({**done.report.as_dict(), "api_calls": done.api_calls})
-    elif as_csv:
-        render.audit_csv(done.report)
-    else:
-        render.audit(done.report)
+    render.audited(done, as_json, as_csv)
     if done.gated:
         render.err.print(f"audit: found {', '.join(done.gated)} (--fail-on)")
         raise typer.Exit(ExitCode.GATE)
@@ -374,15 +318,15 @@ def audit(
 
 @app.command()
 def rollout(
-    layer: Annotated[str, typer.Argument(help="The layer name (in the scanned accounts).")],
-    to: Annotated[int | None, typer.Option("--to", help="Version (default: the latest).")] = None,
+    layer: opt.LayerName,
+    to: opt.ToVersion = None,
     region: opt.Regions = None,
     profile: opt.Profile = None,
     role_arn: opt.RoleArns = None,
-    only: Annotated[list[str] | None, typer.Option(help="Only these functions.")] = None,
-    exclude: Annotated[list[str] | None, typer.Option(help="Not these functions.")] = None,
-    parallel: Annotated[int, typer.Option(help="Functions updated at once.")] = 1,
-    dry_run: Annotated[bool, typer.Option(help="Show the plan; change nothing.")] = False,
+    only: opt.Only = None,
+    exclude: opt.Exclude = None,
+    parallel: opt.Parallel = 1,
+    dry_run: opt.DryRun = False,
     as_json: opt.AsJson = False,
 ) -> None:
     """Move functions on an older version of a layer to a newer one, keeping the rest."""
@@ -390,10 +334,7 @@ def rollout(
 
     scope = _scope(region, profile, role_arn)
     results = roll(scope, layer, to, set(only or ()), set(exclude or ()), parallel, dry_run)
-    if as_json:
-        render.print_json(results)
-    else:
-        render.rollout(results, layer)
+    render.rollout(results, layer, as_json)
     if any(r["status"] == "failed" for r in results):
         raise typer.Exit(ExitCode.AWS)
 
@@ -401,11 +342,11 @@ def rollout(
 @app.command()
 def prune(
     layer: Annotated[str, typer.Argument(help="The layer name.")],
-    keep: Annotated[int, typer.Option(help="Never delete the newest N versions.")] = 3,
+    keep: opt.Keep = 3,
     region: opt.Regions = None,
     profile: opt.Profile = None,
     role_arn: opt.RoleArns = None,
-    yes: Annotated[bool, typer.Option("--yes", help="Delete; without it, only show.")] = False,
+    yes: opt.Yes = False,
     registry_path: opt.RegistryPath = None,
     as_json: opt.AsJson = False,
 ) -> None:
@@ -415,11 +356,7 @@ def prune(
 
     registry = Registry(_registry_path(registry_path))
     rows = cut(_scope(region, profile, role_arn), layer, keep, yes, registry)
-    if as_json:
-        freed = sum(r["size"] for r in rows)
-        render.print_json({"deleted" if yes else "would_delete": rows, "bytes_freed": freed})
-    else:
-        render.prune(rows, deleted=yes)
+    render.prune(rows, yes, as_json)
 
 
 @app.command()
@@ -429,18 +366,9 @@ def inspect(
 ) -> None:
     """Show what a layer ZIP contains: distributions, sizes, Python versions, architectures."""
     report = inspect_layer(zip_path)
-    if as_json:
-        render.print_json(report)
-    else:
-        render.inspection(report)
+    render.inspection(report, as_json)
     if report["problems"]:
         raise typer.Exit(ExitCode.CANNOT_BUILD)
-
-
-class _Handler(logging.Handler):
-    def emit(self, record: logging.LogRecord) -> None:
-        prefix = {logging.WARNING: "warning: ", logging.ERROR: "error: "}.get(record.levelno, "")
-        render.err.print(prefix + record.getMessage(), markup=False, highlight=False)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -449,7 +377,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     logger = logging.getLogger("layerkit")
     if not logger.handlers:
-        logger.addHandler(_Handler())
+        logger.addHandler(render.LogHandler())
         logger.setLevel(logging.INFO)
         logger.propagate = False
     try:

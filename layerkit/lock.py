@@ -181,15 +181,25 @@ def input_hash(recipe: Recipe, target: Target) -> str:
     return "sha256:" + hashlib.sha256(encoded).hexdigest()
 
 
-def read(recipe: Recipe, target: Target) -> tuple[Lock, str] | None:
-    """The target's lock and the SHA-256 of its file, or None when there is none."""
+@dataclass(frozen=True)
+class LockedTarget:
+    """A target's lock as read from its file: what a build installs and is keyed on."""
+
+    lock: Lock
+    sha256: str  # of the lock file: builds from the same file are the same build
+
+
+def read(recipe: Recipe, target: Target) -> LockedTarget | None:
+    """The target's lock, or None when there is none."""
     path = recipe.lock_path(target)
     try:
         data = path.read_bytes()
     except FileNotFoundError:
         return None
     try:
-        return parse(data.decode("utf-8"), target.id), hashlib.sha256(data).hexdigest()
+        return LockedTarget(
+            parse(data.decode("utf-8"), target.id), hashlib.sha256(data).hexdigest()
+        )
     except ValueError as exc:
         raise StaleLockError(
             str(path), f"cannot be read ({exc})", f"layerkit lock {recipe.stem}"
@@ -258,11 +268,7 @@ def resolve(
         else:
             requirements = str(workdir / f"{recipe.stem}.in")
             Path(requirements).write_text(recipe.requirements_text(), encoding="utf-8")
-        output = workdir / "lock.txt"
-        previous = recipe.lock_path(target)
-        if previous.exists() and not upgrade:
-            # uv keeps the versions of an existing output file unless told to upgrade.
-            output.write_text(previous.read_text(encoding="utf-8"), encoding="utf-8")
+        output = _seed(recipe, target, workdir, upgrade)
         command = [
             uv_binary, "pip", "compile", requirements,
             "--python-version", target.runtime.python_version,
@@ -277,10 +283,7 @@ def resolve(
         ]  # fmt: skip
         for extra in index.settings.extra_index_urls:
             command += ["--extra-index-url", extra]
-        if upgrade:
-            command.append("--upgrade")
-        for package in upgrade_packages:
-            command += ["--upgrade-package", package]
+        command += _upgrade_options(upgrade, upgrade_packages)
         try:
             run(command, cwd=workdir, env=_uv_env(env, index))
         except ToolError as exc:
@@ -288,14 +291,13 @@ def resolve(
         resolved = parse(output.read_text(encoding="utf-8"), target.id)
 
     source = recipe.requirements_file or recipe.path
-    root_label = f"-r {source.name}"  # a name, not a path: the lock must not vary by machine
     with ThreadPoolExecutor(max_workers=8) as pool:
         listings = list(pool.map(lambda d: index.files(d.name), resolved.dists))
     dists = []
     for dist, files in zip(resolved.dists, listings, strict=True):
         chosen = choose_wheel(files, dist, target)
         assert chosen.sha256 is not None  # best_wheel only returns hashed files
-        via = tuple(root_label if v.startswith(("-r ", "-c ")) else v for v in dist.via)
+        via = _cited(dist.via, source)
         dists.append(LockedDist(dist.name, dist.version, (chosen.sha256,), via))
     return Lock(target.id, input_hash(recipe, target), tuple(dists))
 
@@ -315,12 +317,8 @@ def resolve_in_container(
         work = Path(tmp)
         source = recipe.requirements_file or recipe.path.with_suffix(".in")
         (work / source.name).write_text(recipe.requirements_text(), encoding="utf-8")
-        previous = recipe.lock_path(target)
-        if previous.exists() and not upgrade:
-            (work / "lock.txt").write_text(previous.read_text(encoding="utf-8"))
-        options = ["--upgrade"] if upgrade else []
-        for package in upgrade_packages:
-            options += ["--upgrade-package", package]
+        output = _seed(recipe, target, work, upgrade)
+        options = _upgrade_options(upgrade, upgrade_packages)
         if recipe.no_binary:
             options += ["--pip-args", f"--no-binary {','.join(recipe.no_binary)}"]
         script = (
@@ -334,18 +332,34 @@ def resolve_in_container(
         except CommandFailedError as exc:
             how = (f"in {container.image}", "Loosen or pin the requirement named above.")
             raise ResolutionError(target.describe(), exc.tail, how) from None
-        resolved = parse((work / "lock.txt").read_text(encoding="utf-8"), target.id)
-    root_label = f"-r {source.name}"
+        resolved = parse(output.read_text(encoding="utf-8"), target.id)
     dists = tuple(
-        LockedDist(
-            d.name,
-            d.version,
-            d.hashes,
-            tuple(root_label if v.startswith(("-r ", "-c ")) else v for v in d.via),
-        )
-        for d in resolved.dists
+        LockedDist(d.name, d.version, d.hashes, _cited(d.via, source)) for d in resolved.dists
     )
     return Lock(target.id, input_hash(recipe, target), dists, strategy="container")
+
+
+def _seed(recipe: Recipe, target: Target, work: Path, upgrade: bool) -> Path:
+    """The resolver's output file, holding the current lock: both resolvers keep the
+    versions already in it unless told to upgrade."""
+    output = work / "lock.txt"
+    previous = recipe.lock_path(target)
+    if previous.exists() and not upgrade:
+        output.write_text(previous.read_text(encoding="utf-8"), encoding="utf-8")
+    return output
+
+
+def _upgrade_options(upgrade: bool, packages: tuple[str, ...]) -> list[str]:
+    """The same flags for uv and pip-compile."""
+    options = ["--upgrade"] if upgrade else []
+    for package in packages:
+        options += ["--upgrade-package", package]
+    return options
+
+
+def _cited(via: tuple[str, ...], source: Path) -> tuple[str, ...]:
+    """`# via` lines name the recipe's requirements by file name, never a machine's path."""
+    return tuple(f"-r {source.name}" if v.startswith(("-r ", "-c ")) else v for v in via)
 
 
 def _uv_env(env: dict[str, str], index: PackageIndex) -> dict[str, str]:

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from layerkit.build import Strategy
+from layerkit.backends import Strategy
 
 RecipesArg = Annotated[
     list[str] | None,
@@ -84,3 +84,35 @@ Organization = Annotated[
     bool, typer.Option("--organization", help="Scan every account of the AWS Organization.")
 ]
 RoleName = Annotated[str, typer.Option(help="Role assumed in each organization account.")]
+CheckOnly = Annotated[
+    bool, typer.Option("--check", help="Only check that every lock is fresh; write nothing.")
+]
+Locked = Annotated[
+    bool, typer.Option(help="Refuse a missing or stale lock instead of writing it (for CI).")
+]
+Verify = Annotated[
+    bool, typer.Option("--verify", help="Then import every module in the runtime image.")
+]
+DryRun = Annotated[bool, typer.Option(help="Show the plan; change nothing.")]
+S3Bucket = Annotated[
+    str | None,
+    typer.Option(help="Bucket for ZIPs over 50 MB; {region} is filled in (or LAYERKIT_S3_BUCKET)."),
+]
+CreateBucket = Annotated[bool, typer.Option(help="Create that bucket if missing.")]
+DirectUploadLimit = Annotated[
+    int, typer.Option(hidden=True, help="Bytes above which uploads go through S3.")
+]
+Package = Annotated[
+    str | None, typer.Option(help='Functions shipping a matching distribution: "urllib3<2.2.2".')
+]
+FailOn = Annotated[
+    str | None, typer.Option(help="Exit 7 when found: outdated,deleted,oversize (any of).")
+]
+AsCsv = Annotated[bool, typer.Option("--csv", help="Print every reference as CSV.")]
+LayerName = Annotated[str, typer.Argument(help="The layer name (in the scanned accounts).")]
+ToVersion = Annotated[int | None, typer.Option("--to", help="Version (default: the latest).")]
+Only = Annotated[list[str] | None, typer.Option(help="Only these functions.")]
+Exclude = Annotated[list[str] | None, typer.Option(help="Not these functions.")]
+Parallel = Annotated[int, typer.Option(help="Functions updated at once.")]
+Keep = Annotated[int, typer.Option(help="Never delete the newest N versions.")]
+Yes = Annotated[bool, typer.Option("--yes", help="Delete; without it, only show.")]

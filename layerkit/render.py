@@ -7,6 +7,7 @@ functions that draw tables and progress, so a no-op build never loads it.
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,14 +21,30 @@ from layerkit.quota import mib
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
 
-    from layerkit.audit import Report
+    from layerkit.audit import Audit, Report
     from layerkit.build import Artifact
-    from layerkit.publish import Action, Outcome
+    from layerkit.manifest import Change
+    from layerkit.publish import Action, Outcome, Run
     from layerkit.registry import Version
 
 # Piped output is read by people in CI logs too: give tables room instead of 80 columns.
 out = Console(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, soft_wrap=True)  # messages are paragraphs: let the terminal wrap
+
+
+class LogHandler(logging.Handler):
+    """layerkit's log on stderr: warnings and errors say so, the rest is plain text."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        prefix = {logging.WARNING: "warning: ", logging.ERROR: "error: "}.get(record.levelno, "")
+        err.print(prefix + record.getMessage(), markup=False, highlight=False)
+
+
+def synced(found: list[Version], as_json: bool) -> None:
+    if as_json:
+        print_json([v.as_dict() for v in found])
+    else:
+        out.print(f"synced {len(found)} layer versions")
 
 
 def print_json(data: Any) -> None:
@@ -66,6 +83,18 @@ def reporting(quiet: bool) -> Iterator[Reporter]:
         yield Reporter(progress)
 
 
+def built(artifacts_: list[Artifact], reports: list[dict[str, Any]] | None, as_json: bool) -> None:
+    """`layerkit build`: the artifacts, with their verification when there was one."""
+    if as_json:
+        data = [a.as_dict() for a in artifacts_]
+        for item in data if reports is not None else []:
+            item["verification"] = [r for r in reports or () if r["zip"] == item["path"]]
+        print_json(data)
+    else:
+        artifacts(artifacts_)
+        verification(reports or [])
+
+
 def artifacts(built: list[Artifact]) -> None:
     from rich.table import Table
 
@@ -86,7 +115,10 @@ def artifacts(built: list[Artifact]) -> None:
             err.print(f"note: {note}")
 
 
-def verification(reports: list[dict[str, Any]]) -> None:
+def verification(reports: list[dict[str, Any]], as_json: bool = False) -> None:
+    if as_json:
+        print_json(reports)
+        return
     if not reports:
         return
     from rich.table import Table
@@ -111,6 +143,19 @@ def verification(reports: list[dict[str, Any]]) -> None:
                 line(f"{report['target']}: {module}: {error}")
 
 
+def published(done: Run, dry_run: bool, as_json: bool) -> None:
+    """`layerkit publish`: the plan with --dry-run, else what was done."""
+    actions = [a for _, planned in done.plans for a in planned]
+    if dry_run and as_json:
+        print_json([a.as_dict() for a in actions])
+    elif dry_run:
+        publish_plan(actions)
+    elif as_json:
+        print_json({"outcomes": [o.as_dict() for o in done.outcomes], "api_calls": done.api_calls})
+    else:
+        publish_outcomes(done.outcomes)
+
+
 def publish_plan(actions: list[Action]) -> None:
     for item in (a.as_dict() for a in actions):
         line(
@@ -126,7 +171,10 @@ def publish_outcomes(outcomes: list[Outcome]) -> None:
         line(f"{o.region}: {o.layer}: {o.status}: {o.arn if o.status != 'failed' else o.error}")
 
 
-def versions(found: list[Version]) -> None:
+def versions(found: list[Version], as_json: bool = False) -> None:
+    if as_json:  # the manifest is for `show`
+        print_json([{k: v for k, v in x.as_dict().items() if k != "manifest"} for x in found])
+        return
     from rich.table import Table
 
     table = Table("layer", "region", "version", "zipped", "sha256", "created", "arn")
@@ -137,7 +185,10 @@ def versions(found: list[Version]) -> None:
     out.print(table)
 
 
-def version_content(found: list[Version]) -> None:
+def version_content(found: list[Version], as_json: bool = False) -> None:
+    if as_json:
+        print_json([v.as_dict() for v in found])
+        return
     for v in found:
         out.print(f"{v.arn}  {mib(v.size or 0)}  sha256 {v.sha256}  by {v.by} {v.created}")
     layer_manifest = next((v.manifest for v in reversed(found) if v.manifest), None)
@@ -150,12 +201,25 @@ def version_content(found: list[Version]) -> None:
         out.print(table)
 
 
-def changes(found: dict[str, list[dict[str, Any]]]) -> None:
+def changes(changed: dict[str, list[Change]], as_json: bool = False) -> None:
+    found = {kind: [c.to_json() for c in items] for kind, items in changed.items()}
+    if as_json:
+        print_json(found)
+        return
     for kind, items in found.items():
         for item in items:
             line(f"{kind}: {json.dumps(item)}")
     if not any(found.values()):
         out.print("no differences in distributions")
+
+
+def audited(done: Audit, as_json: bool, as_csv: bool) -> None:
+    if as_json:
+        print_json({**done.report.as_dict(), "api_calls": done.api_calls})
+    elif as_csv:
+        audit_csv(done.report)
+    else:
+        audit(done.report)
 
 
 def audit(rep: Report) -> None:
@@ -209,7 +273,10 @@ def audit_csv(rep: Report) -> None:
     writer.writerows(rep.references)
 
 
-def rollout(results: list[dict[str, Any]], layer: str) -> None:
+def rollout(results: list[dict[str, Any]], layer: str, as_json: bool = False) -> None:
+    if as_json:
+        print_json(results)
+        return
     for r in results:
         error = f"; {r['error']}" if r.get("error") else ""
         line(f"{r['status']}: {r['function']} ({r['region']}) -> {', '.join(r['layers'])}{error}")
@@ -217,7 +284,11 @@ def rollout(results: list[dict[str, Any]], layer: str) -> None:
         out.print(f"no function uses an older version of {layer}")
 
 
-def prune(rows: list[dict[str, Any]], deleted: bool) -> None:
+def prune(rows: list[dict[str, Any]], deleted: bool, as_json: bool = False) -> None:
+    if as_json:
+        freed = sum(r["size"] for r in rows)
+        print_json({"deleted" if deleted else "would_delete": rows, "bytes_freed": freed})
+        return
     for r in rows:
         out.print(f"{'deleted' if deleted else 'would delete'}: {r['arn']} ({mib(r['size'])})")
     verb = "freed" if deleted else "would free (run with --yes to delete)"
@@ -225,7 +296,10 @@ def prune(rows: list[dict[str, Any]], deleted: bool) -> None:
     out.print(f"{len(rows)} versions, {mib(freed)} of code storage {verb}")
 
 
-def inspection(report: dict[str, Any]) -> None:
+def inspection(report: dict[str, Any], as_json: bool = False) -> None:
+    if as_json:
+        print_json(report)
+        return
     from rich.table import Table
 
     out.print(

@@ -65,7 +65,7 @@ def test_a_lock_is_fresh_until_the_requirements_change(tmp_path: Path) -> None:
 
     def state(recipe: Recipe) -> str:
         found = read(recipe, t)
-        return status(recipe, t, found[0] if found else None)
+        return status(recipe, t, found.lock if found else None)
 
     assert state(recipe) == "missing"
     lock = Lock(t.id, input_hash(recipe, t), (LockedDist("idna", "3.10", ("c",), ()),))
