@@ -9,11 +9,11 @@ is reported and the rest go on. The report is a pure function of the scans.
 
 from __future__ import annotations
 
+import datetime
 import io
 import logging
-import time
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,9 +22,19 @@ from typing import Any
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from layerkit import attach
+from layerkit.attach import Finding
 from layerkit.aws import Clients
 from layerkit.errors import AWSError, LayerkitError, UserError
-from layerkit.gateways import Account, Functions, FunctionVersion, LayerArn, Layers
+from layerkit.gateways import (
+    Account,
+    Alias,
+    Functions,
+    FunctionVersion,
+    LayerArn,
+    Layers,
+    LayerVersion,
+)
 from layerkit.manifest import LayerManifest
 from layerkit.metadata import parse_metadata
 from layerkit.quota import UNZIPPED_LIMIT, WARN_FRACTION
@@ -32,7 +42,6 @@ from layerkit.registry import Registry, Version
 
 log = logging.getLogger("layerkit")
 
-LAYERS_PER_FUNCTION = 5
 MAX_WORKERS = 8
 
 
@@ -49,14 +58,22 @@ class Scan:
     functions: list[FunctionVersion] = field(default_factory=list)
     layers: dict[str, list[int]] = field(default_factory=dict)  # own layer -> versions
     error: str | None = None
+    aliases: list[Alias] = field(default_factory=list)
+    declared: dict[str, LayerVersion] = field(default_factory=dict)  # own versions by ARN
 
 
 def scan_region(clients: Clients, account: str, region: str) -> Scan:
     scan = Scan(account, region)
     try:
-        scan.functions = Functions(clients, account, region).every_version()
+        functions = Functions(clients, account, region)
+        scan.functions = functions.every_version()
+        # Aliases point at published versions: only functions that have some can have one
+        # that matters ($LATEST's aliases see what $LATEST sees).
+        published = sorted({fn.name for fn in scan.functions if fn.version != "$LATEST"})
+        scan.aliases = [alias for name in published for alias in functions.aliases(name)]
         for name, versions in Layers(clients, region).everything(f"{account} {region}").items():
             scan.layers[name] = sorted(v.arn.version for v in versions)
+            scan.declared.update((str(v.arn), v) for v in versions)
     except LayerkitError as exc:
         scan.error = str(exc)
     return scan
@@ -105,14 +122,27 @@ class Report:
     oversize: list[dict[str, Any]]
     failures: list[dict[str, str]]
     matches: list[dict[str, Any]] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)  # attach-time: see attach.py
+
+    def of_kind(self, kind: str) -> list[Finding]:
+        return [f for f in self.findings if f.kind == kind]
 
     def as_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        data = {k: v for k, v in self.__dict__.items() if k != "findings"}
+        for kind in attach.KINDS:
+            data[kind] = [f.to_json() for f in self.of_kind(kind)]
+        return data
 
 
-def report(scans: list[Scan], unzipped: dict[str, int]) -> Report:
+def report(
+    scans: list[Scan],
+    unzipped: dict[str, int],
+    manifests: Mapping[str, LayerManifest] | None = None,
+    today: datetime.date | None = None,
+) -> Report:
     """Everything the audit tells, from the scans alone. `unzipped`: layer version ARN ->
-    unzipped bytes, known from layerkit's manifests (others are reported as unknown)."""
+    unzipped bytes, and `manifests`, known from layerkit's manifests (other layers are
+    judged by what Lambda says of them)."""
     own = {
         (s.account, s.region, name): versions for s in scans for name, versions in s.layers.items()
     }
@@ -144,7 +174,7 @@ def report(scans: list[Scan], unzipped: dict[str, int]) -> Report:
                     outdated.append(row)
                 references.append(row)
             entry = {"account": fn.account, "region": fn.region, "function": fn.label}
-            if len(fn.layers) >= LAYERS_PER_FUNCTION - 1:
+            if len(fn.layers) >= attach.LAYERS_PER_FUNCTION - 1:
                 layer_limit.append({**entry, "layers": len(fn.layers)})
             known = [unzipped[a] for a in fn.layers if a in unzipped]
             unknown = [a for a in fn.layers if a not in unzipped]
@@ -165,10 +195,21 @@ def report(scans: list[Scan], unzipped: dict[str, int]) -> Report:
     failures = [
         {"account": s.account, "region": s.region, "error": s.error} for s in scans if s.error
     ]
+    declared = {arn: v for s in scans for arn, v in s.declared.items()}
+    serving: dict[tuple[str, str, str], tuple[str, ...]] = {}
+    for s in scans:
+        for alias in s.aliases:
+            for version in (alias.version, *(v for v, _ in alias.weights)):
+                key = (s.region, alias.function, version)
+                serving[key] = (*serving.get(key, ()), alias.name)
+    findings = attach.findings(
+        [fn for s in scans for fn in s.functions], serving, declared, manifests or {},
+        today or datetime.date.today(),
+    )  # fmt: skip
     return Report(
         references, outdated, deleted, unused,
         {owner: sorted(arns) for owner, arns in sorted(foreign.items())},
-        layer_limit, oversize, failures,
+        layer_limit, oversize, failures, findings=findings,
     )  # fmt: skip
 
 
@@ -252,77 +293,6 @@ def layer_contents(
     return contents
 
 
-# Rollout
-
-
-@dataclass(frozen=True)
-class Update:
-    account: str
-    region: str
-    function: str
-    old_layers: tuple[str, ...]
-    new_layers: tuple[str, ...]
-
-
-def plan_rollout(
-    scans: list[Scan], layer: str, to_version: int | None, only: set[str], exclude: set[str]
-) -> list[Update]:
-    """$LATEST functions on an older version of the layer; published versions are immutable."""
-    updates = []
-    for s in scans:
-        target = to_version or max(s.layers.get(layer, [0]) or [0])
-        if not target:
-            continue
-        for fn in s.functions:
-            if fn.version != "$LATEST" or (only and fn.name not in only) or fn.name in exclude:
-                continue
-            new = []
-            for arn in fn.layers:
-                region, owner, name, number = parse_arn(arn)
-                if name == layer and owner == s.account and number < target:
-                    arn = f"arn:aws:lambda:{region}:{owner}:layer:{name}:{target}"
-                new.append(arn)
-            if tuple(new) != fn.layers:
-                updates.append(Update(s.account, s.region, fn.name, fn.layers, tuple(new)))
-    return updates
-
-
-def apply_rollout(
-    updates: list[Update],
-    accounts: dict[str, Clients],
-    parallel: int = 1,
-    sleep: Callable[[float], None] = time.sleep,
-    timeout: float = 300,
-) -> list[dict[str, Any]]:
-    """Update each function, keeping every other layer and the order, and wait for it."""
-
-    def one(update: Update) -> dict[str, Any]:
-        functions = Functions(accounts[update.account], update.account, update.region)
-        result = {"account": update.account, "region": update.region, "function": update.function,
-                  "layers": list(update.new_layers)}  # fmt: skip
-        try:
-            functions.set_layers(update.function, update.new_layers)
-            deadline = time.monotonic() + timeout
-            while True:
-                status = functions.update_status(update.function)
-                if status.state == "Successful":
-                    result["status"] = "updated"
-                    break
-                if status.state == "Failed" or time.monotonic() > deadline:
-                    reason = status.reason or "timed out waiting"
-                    result.update(
-                        status="failed", error=f"the update {status.state.lower()}: {reason}"
-                    )
-                    break
-                sleep(1)
-        except AWSError as exc:
-            result.update(status="failed", error=f"{exc} The function was left as it was.")
-        return result
-
-    with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
-        return list(pool.map(one, updates))
-
-
 # Prune
 
 
@@ -376,7 +346,7 @@ def known_sizes(
 # The commands, as the CLI runs them
 
 
-GATES = ("outdated", "deleted", "oversize")
+GATES = ("outdated", "deleted", "oversize", *attach.KINDS)
 
 
 @dataclass(frozen=True)
@@ -413,40 +383,28 @@ def gates(text: str | None) -> set[str]:
 
 
 def run(
-    scope: Scope, registry: Registry, cache_root: Path, package: str | None, fail_on: set[str]
+    scope: Scope,
+    registry: Registry,
+    cache_root: Path,
+    package: str | None,
+    fail_on: set[str],
+    today: datetime.date | None = None,
 ) -> Audit:
     """`layerkit audit`: scan, report, the storage of unused versions, the package view."""
     accounts, scans = scope.scan()
     zipped, unzipped, manifests = known_sizes(registry.versions())
-    rep = report(scans, unzipped)
+    rep = report(scans, unzipped, manifests, today)
     add_storage(rep.unused, accounts, zipped)
     if package:
         rep.matches = package_matches(rep, package, layer_contents(accounts, manifests, cache_root))
     found = {"outdated": rep.outdated, "deleted": rep.deleted,
-             "oversize": [o for o in rep.oversize if o["over"]]}  # fmt: skip
+             "oversize": [o for o in rep.oversize if o["over"]],
+             **{kind: rep.of_kind(kind) for kind in attach.KINDS}}  # fmt: skip
     calls: dict[str, int] = {}
     for clients in accounts.values():
         for name, count in clients.calls.items():
             calls[name] = calls.get(name, 0) + count
     return Audit(rep, [gate for gate in sorted(fail_on) if found[gate]], calls)
-
-
-def rollout(
-    scope: Scope,
-    layer: str,
-    to_version: int | None,
-    only: set[str],
-    exclude: set[str],
-    parallel: int,
-    dry_run: bool,
-) -> list[dict[str, Any]]:
-    """`layerkit rollout`: each function moved (or, dry, to be moved) and how it went."""
-    accounts, scans = scope.scan()
-    updates = plan_rollout(scans, layer, to_version, only, exclude)
-    if not dry_run:
-        return apply_rollout(updates, accounts, parallel)
-    return [{"account": u.account, "region": u.region, "function": u.function,
-             "layers": list(u.new_layers), "status": "planned"} for u in updates]  # fmt: skip
 
 
 def prune(

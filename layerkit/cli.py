@@ -327,16 +327,28 @@ def rollout(
     exclude: opt.Exclude = None,
     parallel: opt.Parallel = 1,
     dry_run: opt.DryRun = False,
+    aliases: opt.Aliases = False,
+    canary: opt.Canary = None,
+    promote: opt.Promote = False,
+    abort: opt.Abort = False,
+    registry_path: opt.RegistryPath = None,
     as_json: opt.AsJson = False,
 ) -> None:
-    """Move functions on an older version of a layer to a newer one, keeping the rest."""
-    from layerkit.audit import rollout as roll
+    """Move functions on an older version of a layer to a newer one, keeping the rest;
+    with --aliases, the aliases serving traffic too (optionally as a canary first)."""
+    from layerkit.registry import Registry
+    from layerkit.rollout import Mode, run
 
-    scope = _scope(region, profile, role_arn)
-    results = roll(scope, layer, to, set(only or ()), set(exclude or ()), parallel, dry_run)
+    mode = Mode(aliases or promote or abort or canary is not None, canary, promote, abort)
+    results = run(
+        _scope(region, profile, role_arn), layer, to, set(only or ()), set(exclude or ()),
+        parallel, dry_run, Registry(_registry_path(registry_path)), mode,
+    )  # fmt: skip
     render.rollout(results, layer, as_json)
     if any(r["status"] == "failed" for r in results):
         raise typer.Exit(ExitCode.AWS)
+    if any(r["status"] == "refused" for r in results):
+        raise typer.Exit(ExitCode.GATE)
 
 
 @app.command()

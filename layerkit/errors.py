@@ -18,7 +18,7 @@ class ExitCode(IntEnum):
     INTEGRITY = 4  # a downloaded or cached file does not match the lock's hash
     TOOL = 5  # a tool, Docker or the network failed (uv, the engine, the package index)
     AWS = 6  # AWS refused or failed (a region, an account)
-    GATE = 7  # `audit --fail-on` found what it gates on
+    GATE = 7  # `audit --fail-on` found what it gates on; `rollout` refused a change
 
 
 class LayerkitError(Exception):

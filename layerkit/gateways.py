@@ -198,6 +198,24 @@ def _where(arn: LayerArn) -> str:
     return f"{arn.layer}:{arn.version} in {arn.region}"
 
 
+# Configuration keys that say nothing about what a version runs: bookkeeping, state, and
+# what Lambda itself manages. Every other key is part of a release (see FunctionVersion).
+_NOT_RELEASED = {
+    "Layers", "Version", "FunctionArn", "LastModified", "RevisionId", "State", "StateReason",
+    "StateReasonCode", "LastUpdateStatus", "LastUpdateStatusReason",
+    "LastUpdateStatusReasonCode", "MasterArn", "RuntimeVersionConfig", "CodeSize",
+    "ResponseMetadata",  # of the call, when read with GetFunctionConfiguration
+}  # fmt: skip
+
+
+def _released(key: str, value: Any) -> Any:
+    """What of a configuration value the user chose: Lambda reports SnapStart's
+    OptimizationStatus On for published versions and Off for $LATEST."""
+    if key == "SnapStart" and isinstance(value, dict):
+        return {"ApplyOn": value.get("ApplyOn")}
+    return value
+
+
 @dataclass(frozen=True)
 class FunctionVersion:
     account: str
@@ -206,16 +224,42 @@ class FunctionVersion:
     version: str  # $LATEST or a published number
     layers: tuple[str, ...]  # layer version ARNs, in order
     code_size: int  # zipped
+    runtime: str = ""  # empty for container images
+    architecture: str = "x86_64"
+    # Everything else the configuration says, as sorted (key, JSON) pairs: two versions
+    # with the same `release` run the same code the same way, but for their layers.
+    release: tuple[tuple[str, str], ...] = ()
+    revision: str = ""
+    code_sha256: str = ""
 
     @property
     def label(self) -> str:
         return f"{self.name}:{self.version}"
+
+    def differences(self, other: FunctionVersion) -> list[str]:
+        """The configuration keys, layers aside, in which the two versions differ."""
+        mine, theirs = dict(self.release), dict(other.release)
+        return sorted(k for k in mine.keys() | theirs.keys() if mine.get(k) != theirs.get(k))
+
+
+@dataclass(frozen=True)
+class Alias:
+    function: str
+    name: str
+    version: str  # the version it serves
+    weights: tuple[tuple[str, float], ...] = ()  # canary: other versions and their share
+
+    @property
+    def canary(self) -> str | None:
+        """The version a canary routes to, if any."""
+        return self.weights[0][0] if self.weights else None
 
 
 @dataclass(frozen=True)
 class UpdateStatus:
     state: str  # Successful, InProgress or Failed
     reason: str
+    revision: str = ""
 
 
 class Functions:
@@ -232,6 +276,8 @@ class Functions:
             return [self._version(f) for page in pages for f in page.get("Functions", [])]
 
     def _version(self, config: dict[str, Any]) -> FunctionVersion:
+        import json
+
         return FunctionVersion(
             account=self.account,
             region=self.region,
@@ -239,7 +285,66 @@ class Functions:
             version=str(config.get("Version", "$LATEST")),
             layers=tuple(str(layer["Arn"]) for layer in config.get("Layers", [])),
             code_size=int(config.get("CodeSize", 0)),
+            runtime=str(config.get("Runtime") or ""),
+            architecture=str((config.get("Architectures") or ["x86_64"])[0]),
+            release=tuple(
+                sorted(
+                    (key, json.dumps(_released(key, value), sort_keys=True, default=str))
+                    for key, value in config.items()
+                    if key not in _NOT_RELEASED and value not in (None, "", [], {})
+                )
+            ),
+            revision=str(config.get("RevisionId", "")),
+            code_sha256=str(config.get("CodeSha256", "")),
         )
+
+    def version(self, name: str, qualifier: str = "$LATEST") -> FunctionVersion:
+        with translated("lambda:GetFunctionConfiguration", f"{name}:{qualifier}"):
+            config = self._lambda.get_function_configuration(FunctionName=name, Qualifier=qualifier)
+        return self._version(config)
+
+    def aliases(self, name: str) -> list[Alias]:
+        with translated("lambda:ListAliases", f"{name} in {self.region}"):
+            pages = self._lambda.get_paginator("list_aliases").paginate(FunctionName=name)
+            return [
+                Alias(
+                    function=name,
+                    name=str(item["Name"]),
+                    version=str(item["FunctionVersion"]),
+                    weights=tuple(
+                        sorted(
+                            (str(v), float(w))
+                            for v, w in (
+                                (item.get("RoutingConfig") or {}).get("AdditionalVersionWeights")
+                                or {}
+                            ).items()
+                        )
+                    ),
+                )
+                for page in pages
+                for item in page.get("Aliases", [])
+            ]
+
+    def publish_version(self, name: str, code_sha256: str, revision: str) -> str:
+        """Publish $LATEST as a version; the preconditions make Lambda refuse it if $LATEST
+        changed since it was read (code or configuration)."""
+        options = {"RevisionId": revision} if revision else {}
+        with translated("lambda:PublishVersion", name):
+            reply = self._lambda.publish_version(
+                FunctionName=name, CodeSha256=code_sha256, **options
+            )
+        return str(reply["Version"])
+
+    def point_alias(
+        self, name: str, alias: str, version: str, weights: dict[str, float] | None = None
+    ) -> None:
+        """Serve `version` from the alias, with `weights` of traffic to other versions
+        (none: no canary)."""
+        with translated("lambda:UpdateAlias", f"{name}:{alias}"):
+            self._lambda.update_alias(
+                FunctionName=name, Name=alias, FunctionVersion=version,
+                RoutingConfig={"AdditionalVersionWeights": weights or {}},
+            )  # fmt: skip
 
     def set_layers(self, name: str, layers: tuple[str, ...]) -> None:
         with translated("lambda:UpdateFunctionConfiguration", name):
@@ -251,6 +356,7 @@ class Functions:
         return UpdateStatus(
             str(config.get("LastUpdateStatus", "Successful")),
             str(config.get("LastUpdateStatusReason", "")),
+            str(config.get("RevisionId", "")),
         )
 
 

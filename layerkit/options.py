@@ -106,7 +106,11 @@ Package = Annotated[
     str | None, typer.Option(help='Functions shipping a matching distribution: "urllib3<2.2.2".')
 ]
 FailOn = Annotated[
-    str | None, typer.Option(help="Exit 7 when found: outdated,deleted,oversize (any of).")
+    str | None,
+    typer.Option(
+        help="Exit 7 when found (any of): outdated, deleted, oversize, incompatible, "
+        "deprecated, shadowed."
+    ),
 ]
 AsCsv = Annotated[bool, typer.Option("--csv", help="Print every reference as CSV.")]
 LayerName = Annotated[str, typer.Argument(help="The layer name (in the scanned accounts).")]
@@ -116,3 +120,24 @@ Exclude = Annotated[list[str] | None, typer.Option(help="Not these functions.")]
 Parallel = Annotated[int, typer.Option(help="Functions updated at once.")]
 Keep = Annotated[int, typer.Option(help="Never delete the newest N versions.")]
 Yes = Annotated[bool, typer.Option("--yes", help="Delete; without it, only show.")]
+Aliases = Annotated[
+    bool,
+    typer.Option(
+        "--aliases",
+        help="Also move the aliases that serve traffic: publish a version with the new layer "
+        "and point each alias at it (refused when $LATEST holds unreleased changes).",
+    ),
+]
+Canary = Annotated[
+    float | None,
+    typer.Option(
+        help="With --aliases: send PERCENT of each alias's traffic to the new version, "
+        "leaving the alias on its own."
+    ),
+]
+Promote = Annotated[
+    bool, typer.Option("--promote", help="Move canaried aliases fully onto their new version.")
+]
+Abort = Annotated[
+    bool, typer.Option("--abort", help="End canaries: aliases stay on the version they serve.")
+]

@@ -21,6 +21,7 @@ from layerkit.quota import mib
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
 
+    from layerkit.attach import Finding
     from layerkit.audit import Audit, Report
     from layerkit.build import Artifact
     from layerkit.manifest import Change
@@ -225,6 +226,8 @@ def audited(done: Audit, as_json: bool, as_csv: bool) -> None:
 def audit(rep: Report) -> None:
     from rich.table import Table
 
+    from layerkit.attach import KINDS
+
     usage: dict[str, list[str]] = {}
     for r in rep.references:
         usage.setdefault(r["arn"], []).append(f"{r['function']}:{r['version']} ({r['region']})")
@@ -253,6 +256,7 @@ def audit(rep: Report) -> None:
         ("could not scan", [f"{r['account']} {r['region']}: {r['error']}" for r in rep.failures]),
         ("package matches", [f"{r['function']}:{r['version']} ({r['region']}) via {r['arn']}: "
                              f"{r['package']} {r['package_version']}" for r in rep.matches]),
+        *((kind, [_finding(f) for f in rep.of_kind(kind)]) for kind in KINDS),
     ]  # fmt: skip
     for title, lines in sections:
         if lines:
@@ -263,14 +267,34 @@ def audit(rep: Report) -> None:
     out.print(f"unused versions take {mib(freed)} of code storage")
 
 
+def _finding(f: Finding) -> str:
+    serving = f" (serving {', '.join(f.aliases)})" if f.aliases else ""
+    layer = f" {f.layer}:" if f.layer else ":"
+    return f"{f.function}:{f.qualifier}{serving} ({f.account} {f.region}){layer} {f.reason}"
+
+
 def audit_csv(rep: Report) -> None:
+    """One row per reference; `findings` and `reasons` carry the attach-time findings about
+    that function version and layer (and about the function's runtime)."""
     import csv
 
     columns = ["account", "region", "function", "version", "layer", "owner",
-               "layer_version", "status", "behind", "arn"]  # fmt: skip
+               "layer_version", "status", "behind", "arn", "findings", "reasons"]  # fmt: skip
+    about: dict[tuple[str, str, str, str], list[Finding]] = {}
+    for f in rep.findings:
+        about.setdefault((f.account, f.region, f.function, f.qualifier), []).append(f)
     writer = csv.DictWriter(sys.stdout, fieldnames=columns, extrasaction="ignore")
     writer.writeheader()
-    writer.writerows(rep.references)
+    for r in rep.references:
+        found = [
+            f
+            for f in about.get((r["account"], r["region"], r["function"], r["version"]), [])
+            if f.layer in ("", r["arn"])
+        ]
+        kinds = sorted({f.kind for f in found})
+        writer.writerow(
+            {**r, "findings": ";".join(kinds), "reasons": " | ".join(f.reason for f in found)}
+        )
 
 
 def rollout(results: list[dict[str, Any]], layer: str, as_json: bool = False) -> None:
@@ -278,8 +302,13 @@ def rollout(results: list[dict[str, Any]], layer: str, as_json: bool = False) ->
         print_json(results)
         return
     for r in results:
-        error = f"; {r['error']}" if r.get("error") else ""
-        line(f"{r['status']}: {r['function']} ({r['region']}) -> {', '.join(r['layers'])}{error}")
+        why = f"; {r.get('error') or r.get('reason')}" if r.get("error") or r.get("reason") else ""
+        where = f"{r['function']}:{r['alias']}" if r.get("alias") else r["function"]
+        version = f" as version {r['version']}" if r.get("version") else ""
+        weight = f" ({r['weight']:.0%} of traffic)" if r.get("weight") is not None else ""
+        action = f" {r['action']}" if r.get("action") else ""
+        line(f"{r['status']}{action}: {where} ({r['region']}){version}{weight} -> "
+             f"{', '.join(r['layers'])}{why}")  # fmt: skip
     if not results:
         out.print(f"no function uses an older version of {layer}")
 

@@ -40,6 +40,14 @@ RUNTIMES: dict[str, Runtime] = {
     )
 }
 
+# Python runtimes Lambda no longer offers, with the date each was deprecated.
+RETIRED_RUNTIMES: dict[str, datetime.date] = {
+    "python2.7": datetime.date(2021, 7, 15),
+    "python3.6": datetime.date(2022, 7, 18),
+    "python3.7": datetime.date(2023, 12, 4),
+    "python3.8": datetime.date(2024, 10, 14),
+}
+
 # Lambda's architecture name -> the machine name in wheel tags and `uname -m`.
 ARCHITECTURES: dict[str, str] = {"x86_64": "x86_64", "arm64": "aarch64"}
 

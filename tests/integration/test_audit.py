@@ -500,7 +500,8 @@ def test_regions_and_accounts_are_scanned_at_the_same_time() -> None:
 
 
 def test_a_failed_update_is_reported_and_the_rest_go_on() -> None:
-    from layerkit.audit import Update, apply_rollout
+    from layerkit.rollout import Update
+    from layerkit.rollout import apply as apply_rollout
 
     old = ("arn:aws:lambda:eu-west-1:123456789012:layer:base:1",)
     new = ("arn:aws:lambda:eu-west-1:123456789012:layer:base:4",)
