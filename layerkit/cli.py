@@ -397,8 +397,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         app(args=list(argv) if argv is not None else None, prog_name="layerkit")
     except LayerkitError as exc:
         if _state["debug"]:
-            traceback.print_exc()
-        render.err.print(f"error: {exc}", markup=False, highlight=False)
+            render.error(traceback.format_exc())
+        render.error(f"error: {exc}")
         return exc.exit_code
     except SystemExit as exc:
         if isinstance(exc.code, int):

@@ -19,7 +19,7 @@ from layerkit.errors import (
     ContainerError,
     ImageMissingError,
 )
-from layerkit.runner import redact_text
+from layerkit.redaction import redact
 
 if TYPE_CHECKING:
     import docker
@@ -137,7 +137,7 @@ class DockerEngine:
             container.remove(force=True)
         code = int(status.get("StatusCode", 1))
         if code != 0:
-            raise CommandFailedError(run.what, run.image, code, redact_text(tail(output)))
+            raise CommandFailedError(run.what, run.image, code, redact(tail(output)))
         return output
 
 
@@ -209,5 +209,5 @@ class BuildContainer:
                 what=what,
             )
         )
-        log.debug("%s in %s:\n%s", what, self.image, redact_text(output))
+        log.debug("%s in %s:\n%s", what, self.image, redact(output))
         return output

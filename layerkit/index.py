@@ -31,6 +31,7 @@ from packaging.utils import canonicalize_name
 
 from layerkit.archive import sha256_of
 from layerkit.errors import IntegrityError, PackageIndexError
+from layerkit.redaction import redact
 
 if TYPE_CHECKING:
     import ssl
@@ -114,16 +115,6 @@ def settings_from(
     )
 
 
-def redact(url: str) -> str:
-    """A URL fit for logs and messages: credentials replaced."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.username or parts.password:
-        host = parts.hostname or ""
-        netloc = f"***@{host}" + (f":{parts.port}" if parts.port else "")
-        return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
-    return url
-
-
 @dataclass(frozen=True)
 class IndexFile:
     filename: str
@@ -166,6 +157,7 @@ class PackageIndex:
 
     def files(self, project: str) -> list[IndexFile]:
         """The files of a project, from the first index that has it (as uv does)."""
+        import http.client
         import urllib.error
 
         name = canonicalize_name(project)
@@ -181,7 +173,7 @@ class PackageIndex:
                     "Check the index URL and its credentials (pip's index-url, "
                     "PIP_INDEX_URL or --index-url)."
                 ) from None
-            except (urllib.error.URLError, OSError) as exc:
+            except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
                 if page.startswith("file:"):
                     continue
                 reason = getattr(exc, "reason", exc)
@@ -190,7 +182,13 @@ class PackageIndex:
                     "Check the network, a proxy (HTTPS_PROXY) or the CA bundle "
                     "(--ca-bundle, PIP_CERT)."
                 ) from None
-            return _parse(body, content_type, final_url)
+            try:
+                return _parse(body, content_type, final_url)
+            except (ValueError, KeyError, TypeError):
+                raise PackageIndexError(
+                    f"The package index at {redact(page)} answered with a page that is not a "
+                    "package index page (PEP 503 HTML or PEP 691 JSON). Check the index URL."
+                ) from None
         raise PackageIndexError(
             f"No index has a project named {project!r} "
             f"(searched {', '.join(redact(u) for u in self.settings.urls)})."
@@ -198,6 +196,7 @@ class PackageIndex:
 
     def download(self, file: IndexFile, expected_sha256: str, dest: Path) -> None:
         """Fetch a file into dest, refusing it unless its SHA-256 is the expected one."""
+        import http.client
         import urllib.error
         import urllib.request
 
@@ -215,7 +214,7 @@ class PackageIndex:
                     while chunk := reply.read(1 << 20):
                         digest.update(chunk)
                         tmp.write(chunk)
-        except (urllib.error.URLError, OSError) as exc:
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
             Path(tmp.name).unlink(missing_ok=True)
             raise PackageIndexError(
                 f"Downloading {file.filename} from {redact(file.url)} failed: "

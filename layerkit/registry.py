@@ -28,6 +28,7 @@ from layerkit.settings import cascade
 # PRAGMA user_version: which migrations a registry file has had. A newer layerkit runs the
 # missing ones; an older one refuses a newer file rather than misread it.
 SCHEMA_VERSION = 1
+BUSY_SECONDS = 30
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS builds (
     id INTEGER PRIMARY KEY,
@@ -130,21 +131,51 @@ class Registry:
 
     @contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with closing(sqlite3.connect(self.path, timeout=30)) as db:
-            db.row_factory = sqlite3.Row
-            version = int(db.execute("PRAGMA user_version").fetchone()[0])
-            if version > SCHEMA_VERSION:
-                raise UserError(
-                    f"{self.path} was written by a newer layerkit (registry schema {version}; "
-                    f"this one knows {SCHEMA_VERSION}). Upgrade layerkit, or point --registry "
-                    "elsewhere and run `layerkit registry sync`."
+        """A connection in one transaction. Builds and publishes may write at once (CI
+        runners sharing a disk, parallel jobs): WAL lets readers go on while one writes,
+        and writers wait for each other up to BUSY_SECONDS instead of failing."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with closing(sqlite3.connect(self.path, timeout=BUSY_SECONDS)) as db:
+                db.row_factory = sqlite3.Row
+                db.execute("PRAGMA journal_mode=WAL")  # kept in the file: set once
+                self._migrate(db)
+                with db:  # one transaction
+                    yield db
+        except sqlite3.DatabaseError as exc:
+            raise self._unreadable(exc) from None
+        except OSError as exc:
+            raise UserError(
+                f"Cannot use the registry {self.path}: {exc.strerror or exc}. Point --registry "
+                "(or LAYERKIT_REGISTRY) at a file in a folder you can write."
+            ) from None
+
+    def _migrate(self, db: sqlite3.Connection) -> None:
+        version = int(db.execute("PRAGMA user_version").fetchone()[0])
+        if version > SCHEMA_VERSION:
+            raise UserError(
+                f"{self.path} was written by a newer layerkit (registry schema {version}; "
+                f"this one knows {SCHEMA_VERSION}). Upgrade layerkit, or point --registry "
+                "elsewhere and run `layerkit registry sync`."
+            )
+        if version < SCHEMA_VERSION:
+            with db:  # two processes opening a new file at once: one migrates, one waits
+                db.executescript(
+                    f"BEGIN IMMEDIATE; {_SCHEMA} PRAGMA user_version = {SCHEMA_VERSION};"
                 )
-            if version < SCHEMA_VERSION:
-                db.executescript(_SCHEMA)  # version 0: the tables, created if missing
-                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            with db:  # one transaction
-                yield db
+
+    def _unreadable(self, exc: sqlite3.DatabaseError) -> UserError:
+        if "locked" in str(exc) or "busy" in str(exc):
+            return UserError(
+                f"The registry {self.path} stayed locked by another layerkit for "
+                f"{BUSY_SECONDS} s ({exc}). Run again when it has finished."
+            )
+        what = "is a folder, not a file" if self.path.is_dir() else f"cannot be read ({exc})"
+        return UserError(
+            f"The registry {self.path} {what}. It is only a local record: move it aside and "
+            "run `layerkit registry sync` to rebuild it from the account, or point "
+            "--registry (or LAYERKIT_REGISTRY) at another file."
+        )
 
     def record_build(
         self,

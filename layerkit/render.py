@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 
 from layerkit.quota import mib
+from layerkit.redaction import redact
 
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
@@ -38,7 +39,7 @@ class LogHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         prefix = {logging.WARNING: "warning: ", logging.ERROR: "error: "}.get(record.levelno, "")
-        err.print(prefix + record.getMessage(), markup=False, highlight=False)
+        error(prefix + record.getMessage())
 
 
 def synced(found: list[Version], as_json: bool) -> None:
@@ -50,11 +51,16 @@ def synced(found: list[Version], as_json: bool) -> None:
 
 def print_json(data: Any) -> None:
     # Plain print, not rich: rich wraps long strings at the console width.
-    sys.stdout.write(json.dumps(data, indent=2) + "\n")
+    sys.stdout.write(redact(json.dumps(data, indent=2)) + "\n")
 
 
 def line(text: str) -> None:
-    out.print(text, markup=False, highlight=False)
+    out.print(redact(text), markup=False, highlight=False)
+
+
+def error(text: str) -> None:
+    """A message on stderr, as a paragraph the terminal wraps; never with a credential."""
+    err.print(redact(text), markup=False, highlight=False)
 
 
 class Reporter:

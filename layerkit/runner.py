@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from layerkit.errors import ToolError
-from layerkit.index import redact
+from layerkit.redaction import redact
 
 log = logging.getLogger("layerkit")
 
@@ -35,10 +35,5 @@ def run(
     )
     if result.returncode != 0:
         tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-_TAIL_LINES:])
-        raise ToolError(shown, result.returncode, redact_text(tail))
+        raise ToolError(shown, result.returncode, redact(tail))
     return result
-
-
-def redact_text(text: str) -> str:
-    """Remove credentials embedded in URLs from a block of text."""
-    return " ".join(redact(word) if "://" in word else word for word in text.split(" "))

@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 from layerkit.errors import IntegrityError, PackageIndexError
-from layerkit.index import PYPI, PackageIndex, WheelCache, redact, settings_from
+from layerkit.index import PYPI, PackageIndex, WheelCache, settings_from
+from layerkit.redaction import redact
 
 
 def test_index_settings_follow_pip_config_then_environment_then_flags(tmp_path: Path) -> None:

@@ -36,3 +36,37 @@ def test_a_registry_from_a_newer_layerkit_is_refused_not_misread(tmp_path: Path)
         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     with pytest.raises(UserError, match="written by a newer layerkit"):
         Registry(path).versions()
+
+
+def _record_many(path: str, worker: int) -> None:
+    registry = Registry(Path(path))
+    for n in range(25):
+        registry.record_versions([version(worker * 1000 + n)])
+
+
+def test_processes_writing_at_once_lose_no_record(tmp_path: Path) -> None:
+    from multiprocessing import get_context
+
+    path = tmp_path / "registry.sqlite"
+    with get_context("spawn").Pool(4) as pool:
+        pool.starmap(_record_many, [(str(path), worker) for worker in range(4)])
+    assert len(Registry(path).versions("web")) == 100
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+@pytest.mark.parametrize("kind", ["folder", "corrupt", "empty"])
+def test_an_unreadable_registry_is_named_with_the_way_back(tmp_path: Path, kind: str) -> None:
+    path = tmp_path / "registry.sqlite"
+    if kind == "folder":
+        path.mkdir()
+    elif kind == "corrupt":
+        path.write_bytes(b"SQLite format 3\x00" + b"\xff" * 200)
+    else:
+        path.write_bytes(b"")
+    if kind == "empty":  # an empty file is a new database: it is simply used
+        assert Registry(path).versions() == []
+        return
+    with pytest.raises(UserError) as raised:
+        Registry(path).versions()
+    assert str(path) in str(raised.value) and "layerkit registry sync" in str(raised.value)
