@@ -360,6 +360,12 @@ class Functions:
         )
 
 
+@dataclass(frozen=True)
+class Parameter:
+    value: str
+    modified: float  # epoch seconds, as SSM recorded the last write
+
+
 class Parameters:
     """SSM parameters in one region."""
 
@@ -392,8 +398,23 @@ class Parameters:
         return True
 
     def delete(self, name: str) -> None:
-        with translated("ssm:DeleteParameter", f"{name} in {self.region}"):
-            self._ssm.delete_parameter(Name=name)
+        """Delete the parameter; one already gone is not an error."""
+        try:
+            with translated("ssm:DeleteParameter", f"{name} in {self.region}"):
+                self._ssm.delete_parameter(Name=name)
+        except AWSError as exc:
+            if not _absent(exc):
+                raise
+
+    def under(self, path: str) -> dict[str, Parameter]:
+        """The parameters directly under a path, by name."""
+        with translated("ssm:GetParametersByPath", f"{path} in {self.region}"):
+            pages = self._ssm.get_paginator("get_parameters_by_path").paginate(Path=path)
+            return {
+                str(p["Name"]): Parameter(str(p["Value"]), p["LastModifiedDate"].timestamp())
+                for page in pages
+                for p in page.get("Parameters", [])
+            }
 
 
 class Objects:

@@ -16,8 +16,9 @@ version to appear and report it as unchanged.
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -27,6 +28,7 @@ from layerkit import quota
 from layerkit.aws import Clients
 from layerkit.errors import AWSError, CredentialsError, LayerkitError, QuotaError, UserError
 from layerkit.gateways import LayerArn, Layers, Objects, Parameters
+from layerkit.guard import STALE_SECONDS, Guard
 from layerkit.manifest import LayerManifest
 from layerkit.recipe import PublishSettings
 from layerkit.registry import Registry, Version, git_commit, now, who
@@ -190,14 +192,23 @@ def execute(
     progress: Callable[[str, int, int], None] = lambda region, done, total: None,
     wait_seconds: float = 300,
     sleep: Callable[[float], None] = time.sleep,
+    stale_after: float = STALE_SECONDS,
 ) -> list[Outcome]:
+    stopping = threading.Event()
+
     def one(action: Action) -> Outcome:
         outcome = Outcome(action.region, action.layer, "unchanged", action.existing_arn)
         try:
             if action.publish:
-                arn = _publish_guarded(
-                    layer, action, clients, create_bucket, progress, wait_seconds, sleep, outcome
+                guard = Guard(
+                    Parameters(clients, action.region),
+                    f"/layerkit/publishing/{layer.name}/{layer.sha256[:MARKER_LENGTH]}",
+                    stale_after,
                 )
+                arn = _publish_guarded(
+                    layer, action, clients, create_bucket, progress, wait_seconds, sleep,
+                    outcome, guard, stopping,
+                )  # fmt: skip
                 outcome.arn = arn
             assert outcome.arn is not None
             _converge_grants(outcome.arn, action, clients)
@@ -207,8 +218,19 @@ def execute(
             outcome.status, outcome.error = "failed", str(exc)
         return outcome
 
-    with ThreadPoolExecutor(max_workers=max(1, len(actions))) as pool:
-        return list(pool.map(one, actions))
+    pool = ThreadPoolExecutor(max_workers=max(1, len(actions)))
+    try:
+        futures = [pool.submit(one, action) for action in actions]
+        return [future.result() for future in futures]
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM from a CI runner (see cli.main)
+        stopping.set()  # each region stops at its next step and releases its guard
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+class Stopped(LayerkitError):
+    """The job was asked to stop (SIGTERM, Ctrl-C) while publishing."""
 
 
 def _publish_guarded(
@@ -220,13 +242,20 @@ def _publish_guarded(
     wait_seconds: float,
     sleep: Callable[[float], None],
     outcome: Outcome,
+    guard: Guard,
+    stopping: threading.Event,
 ) -> str:
     region = action.region
-    parameters = Parameters(clients, region)
-    guard = f"/layerkit/publishing/{layer.name}/{layer.sha256[:MARKER_LENGTH]}"
+
+    def go_on() -> None:
+        if stopping.is_set():
+            raise Stopped(
+                f"{region}: stopped before publishing {layer.name}; nothing was published."
+            )
+
     deadline = time.monotonic() + wait_seconds
-    while not parameters.create(guard, f"{who()} {now()}"):
-        # Another job is publishing this very content: wait for its version.
+    while not guard.take():
+        # Another job is publishing this very content, and refreshing its guard: wait.
         existing = _find_existing(layer, region, clients)
         if existing is not None:
             outcome.notes.append("published meanwhile by another job")
@@ -234,25 +263,40 @@ def _publish_guarded(
         if time.monotonic() > deadline:
             raise AWSError(
                 f"Another job has been publishing {layer.name} ({layer.marker}) in {region} "
-                f"for over {wait_seconds:.0f} s. If it died, delete the SSM parameter {guard} "
-                "and run again."
+                f"for over {wait_seconds:.0f} s and is still working (its guard under "
+                f"{guard.path} is refreshed). Run again when it has finished."
             )
+        go_on()
         sleep(2)
-    try:
+    if guard.replaced:
+        note = f"took over the guard of a job that stopped ({guard.replaced})"
+        log.warning("%s: %s", region, note)
+        outcome.notes.append(note)
+    with guard.kept():
         existing = _find_existing(layer, region, clients)
         if existing is not None:
             outcome.notes.append("published meanwhile by another job")
             return existing
         _check_account(layer, region, clients)
-        content = _upload(layer, action, clients, create_bucket, progress)
+        go_on()
+
+        def uploading(region: str, done: int, total: int) -> None:
+            go_on()  # an S3 upload stops at its next chunk
+            progress(region, done, total)
+
+        content = _upload(layer, action, clients, create_bucket, uploading)
+        go_on()
+        if not guard.still_held():
+            raise AWSError(
+                f"{region}: another job took over the publish guard of {layer.name} while "
+                "this one was stalled; it publishes the version, this job does not."
+            )
         arn = Layers(clients, region).publish(
             layer.name, layer.full_description, content, layer.runtimes, layer.architectures,
             layer.license,
         )  # fmt: skip
         outcome.status = "published"
         return str(arn)
-    finally:
-        parameters.delete(guard)
 
 
 def _check_account(layer: Layer, region: str, clients: Clients) -> None:
@@ -433,10 +477,28 @@ def run(
     outcomes: list[Outcome] = []
     if not dry_run:
         for layer, actions in plans:
-            done = execute(layer, actions, clients, create_bucket=create_bucket)
+            done = execute(
+                layer, actions, clients, create_bucket=create_bucket,
+                stale_after=_stale_after(ctx.env),
+            )  # fmt: skip
             registry.record_versions(versions_published(layer, done, Path.cwd()))
             outcomes += done
     return Run(plans, outcomes, clients.calls)
+
+
+def _stale_after(env: Mapping[str, str]) -> float:
+    """LAYERKIT_GUARD_STALE_SECONDS: how long a guard may go unrefreshed before its job is
+    taken for dead (default 60)."""
+    text = env.get("LAYERKIT_GUARD_STALE_SECONDS")
+    if not text:
+        return STALE_SECONDS
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = 0
+    if seconds <= 0:
+        raise UserError(f"LAYERKIT_GUARD_STALE_SECONDS={text!r}: give a number of seconds above 0.")
+    return seconds
 
 
 def regions_for(flags: list[str] | None, recipe: tuple[str, ...], clients: Clients) -> list[str]:
