@@ -23,11 +23,12 @@ from layerkit.bytecode import (
     cache_tag,
     find_interpreter,
 )
-from layerkit.errors import BuildError, StaleLockError
-from layerkit.index import PackageIndex, WheelCache, cache_dir, settings_from
+from layerkit.errors import BuildError, StaleLockError, UserError
+from layerkit.index import INDEX_STRATEGIES, PackageIndex, WheelCache, cache_dir, settings_from
 from layerkit.install import Installed, fetch, install, runtime_overlap_warning, shipped
 from layerkit.lock import LockedDist, LockedTarget
 from layerkit.recipe import Recipe
+from layerkit.settings import cascade
 from layerkit.targets import Target
 from layerkit.version import __version__
 
@@ -90,10 +91,17 @@ class Context:
         image: str | None = None,
         network: str | None = None,
         require_bytecode: bool = False,
+        index_strategy: str | None = None,
     ) -> Context:
         from uv import find_uv_bin
 
-        settings = settings_from(env, index_url, extra_index_urls, ca_bundle)
+        index_strategy = cascade(flag=index_strategy, env=env.get("LAYERKIT_INDEX_STRATEGY"))
+        if index_strategy not in (None, *INDEX_STRATEGIES):
+            raise UserError(
+                f"LAYERKIT_INDEX_STRATEGY={index_strategy!r}: use one of "
+                f"{', '.join(INDEX_STRATEGIES)}."
+            )
+        settings = settings_from(env, index_url, extra_index_urls, ca_bundle, index_strategy)
         cache_root = cache_dir(env)
         return cls(
             index=PackageIndex(settings),

@@ -48,6 +48,7 @@ def _context(
     image: str | None = None,
     network: str | None = None,
     require_bytecode: bool = False,
+    index_strategy: str | None = None,
 ) -> Context:
     return Context.from_environment(
         os.environ,
@@ -59,6 +60,7 @@ def _context(
         image=image,
         network=network,
         require_bytecode=require_bytecode,
+        index_strategy=index_strategy,
     )
 
 
@@ -86,6 +88,7 @@ def lock(
     index_url: opt.IndexUrl = None,
     extra_index_url: opt.ExtraIndexUrl = None,
     ca_bundle: opt.CaBundle = None,
+    index_strategy: opt.IndexStrategy = None,
     strategy: opt.StrategyOption = Strategy.auto,
     image: opt.Image = None,
     network: opt.Network = None,
@@ -93,7 +96,10 @@ def lock(
     """Resolve recipes for their targets into lock files beside them."""
     loaded = recipes_named(names, recipes_dir)
     with render.reporting(False) as reporter:
-        ctx = _context(reporter, index_url, extra_index_url, ca_bundle, strategy, image, network)
+        ctx = _context(
+            reporter, index_url, extra_index_url, ca_bundle, strategy, image, network,
+            index_strategy=index_strategy,
+        )  # fmt: skip
         for recipe in loaded:
             lock_recipe(
                 recipe, ctx, check=check, refresh=not check, upgrade=upgrade,
@@ -115,6 +121,7 @@ def build(
     index_url: opt.IndexUrl = None,
     extra_index_url: opt.ExtraIndexUrl = None,
     ca_bundle: opt.CaBundle = None,
+    index_strategy: opt.IndexStrategy = None,
     strategy: opt.StrategyOption = Strategy.auto,
     image: opt.Image = None,
     network: opt.Network = None,
@@ -130,7 +137,7 @@ def build(
     with render.reporting(as_json) as reporter:
         ctx = _context(
             reporter, index_url, extra_index_url, ca_bundle, strategy, image, network,
-            require_bytecode,
+            require_bytecode, index_strategy,
         )  # fmt: skip
         artifacts = build_all(
             loaded, ctx, out_dir, _registry_path(registry_path), locked=locked,

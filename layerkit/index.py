@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("layerkit")
 
 PYPI = "https://pypi.org/simple"
+INDEX_STRATEGIES = ("first-index", "unsafe-best-match")
 _ACCEPT = "application/vnd.pypi.simple.v1+json, text/html;q=0.1"
 _TIMEOUT = 60
 
@@ -49,10 +50,14 @@ class IndexSettings:
     extra_index_urls: tuple[str, ...] = ()
     cert: str | None = None  # CA bundle for TLS-intercepting proxies
     trusted_hosts: tuple[str, ...] = ()
+    # first-index: a project comes from the first index that has it, which guards against
+    # dependency confusion (uv's default). unsafe-best-match: any version from any index.
+    strategy: str = "first-index"
 
     @property
     def urls(self) -> tuple[str, ...]:
-        return (self.index_url, *self.extra_index_urls)
+        """In uv's order of priority: the extra indexes, then the index."""
+        return (*self.extra_index_urls, self.index_url)
 
     def pip_env(self) -> dict[str, str]:
         """The same settings for a pip elsewhere (a build container). Holds credentials:
@@ -90,6 +95,7 @@ def settings_from(
     index_url: str | None = None,
     extra_index_urls: tuple[str, ...] = (),
     cert: str | None = None,
+    strategy: str | None = None,
 ) -> IndexSettings:
     """Index settings by precedence: pip config files, then PIP_* variables, then flags."""
     found: dict[str, str] = {}
@@ -112,6 +118,7 @@ def settings_from(
         extra_index_urls=tuple(dict.fromkeys(extras)),
         cert=cert or found.get("cert"),
         trusted_hosts=tuple(found.get("trusted-host", "").split()),
+        strategy=strategy or "first-index",
     )
 
 
@@ -156,11 +163,13 @@ class PackageIndex:
             return reply.read(), content_type, reply.geturl()
 
     def files(self, project: str) -> list[IndexFile]:
-        """The files of a project, from the first index that has it (as uv does)."""
+        """The files of a project: from the first index that has it, or with
+        unsafe-best-match from every index (as uv does)."""
         import http.client
         import urllib.error
 
         name = canonicalize_name(project)
+        found: list[IndexFile] = []
         for base in self.settings.urls:
             page = f"{base.rstrip('/')}/{name}/"
             try:
@@ -183,12 +192,17 @@ class PackageIndex:
                     "(--ca-bundle, PIP_CERT)."
                 ) from None
             try:
-                return _parse(body, content_type, final_url)
+                listed = _parse(body, content_type, final_url)
             except (ValueError, KeyError, TypeError):
                 raise PackageIndexError(
                     f"The package index at {redact(page)} answered with a page that is not a "
                     "package index page (PEP 503 HTML or PEP 691 JSON). Check the index URL."
                 ) from None
+            if self.settings.strategy == "first-index":
+                return listed
+            found += [f for f in listed if f.filename not in {g.filename for g in found}]
+        if found:
+            return found
         raise PackageIndexError(
             f"No index has a project named {project!r} "
             f"(searched {', '.join(redact(u) for u in self.settings.urls)})."

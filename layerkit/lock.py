@@ -280,6 +280,7 @@ def resolve(
             "--python", sys.executable, "--no-python-downloads",
             "--output-file", str(output),
             "--index-url", index.settings.index_url,
+            "--index-strategy", index.settings.strategy,
         ]  # fmt: skip
         for extra in index.settings.extra_index_urls:
             command += ["--extra-index-url", extra]
@@ -287,6 +288,8 @@ def resolve(
         try:
             run(command, cwd=workdir, env=_uv_env(env, index))
         except ToolError as exc:
+            if "but not at the requested version" in exc.stderr_tail:
+                raise ResolutionError(target.describe(), exc.stderr_tail, _FIRST_INDEX) from None
             raise ResolutionError(target.describe(), exc.stderr_tail) from None
         resolved = parse(output.read_text(encoding="utf-8"), target.id)
 
@@ -337,6 +340,17 @@ def resolve_in_container(
         LockedDist(d.name, d.version, d.hashes, _cited(d.via, source)) for d in resolved.dists
     )
     return Lock(target.id, input_hash(recipe, target), dists, strategy="container")
+
+
+_FIRST_INDEX = (
+    "using wheels only",
+    "An index earlier in the order has this project, but not at a version the requirement "
+    "allows, and layerkit takes each project from the first index that has it (uv's "
+    "default, which guards against dependency confusion: a public index cannot replace "
+    "a private package). If every index is trusted, pass --index-strategy "
+    "unsafe-best-match (or set LAYERKIT_INDEX_STRATEGY) to lock, build and publish; "
+    "otherwise remove the partial mirror from pip's extra-index-url.",
+)
 
 
 def _seed(recipe: Recipe, target: Target, work: Path, upgrade: bool) -> Path:

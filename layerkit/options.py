@@ -6,9 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
+import click
 import typer
 
 from layerkit.backends import Strategy
+from layerkit.index import INDEX_STRATEGIES
 
 RecipesArg = Annotated[
     list[str] | None,
@@ -140,4 +142,13 @@ Promote = Annotated[
 ]
 Abort = Annotated[
     bool, typer.Option("--abort", help="End canaries: aliases stay on the version they serve.")
+]
+IndexStrategy = Annotated[
+    str | None,
+    typer.Option(
+        click_type=click.Choice(INDEX_STRATEGIES),
+        help="first-index (default): each project from the first index that has it, against "
+        "dependency confusion. unsafe-best-match: any version from any index. Or set "
+        "LAYERKIT_INDEX_STRATEGY (read by every command).",
+    ),
 ]
