@@ -21,7 +21,9 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO, BinaryIO
+
+from layerkit.errors import BuildError
 
 STORED, DEFLATED = 0, 8
 COMPRESSION_LEVEL = 6
@@ -157,34 +159,52 @@ def write(entries: list[Entry], dest: Path) -> str:
             raise ValueError(f"two entries for {first.path}")
     dest.parent.mkdir(parents=True, exist_ok=True)
     handles: dict[Path, BinaryIO] = {}
-    with tempfile.NamedTemporaryFile(dir=dest.parent, delete=False, prefix=".layerkit-") as tmp:
-        try:
-            out = _HashingWriter(tmp)  # type: ignore[arg-type]
-            central = bytearray()
-            for entry in ordered:
-                name = entry.path.encode()
-                flags = 0 if entry.path.isascii() else _UTF8
-                offset = out.offset
-                fields = (
-                    entry.method, _DOS_TIME, _DOS_DATE, entry.crc,
-                    entry.compressed_size, entry.size, len(name),
-                )  # fmt: skip
-                out.write(struct.pack("<4sHH", b"PK\x03\x04", _NEEDED, flags))
-                out.write(struct.pack("<HHHIIIHH", *fields, 0) + name)
-                out.write(_raw_bytes(entry, handles))
-                central += struct.pack("<4sHHH", b"PK\x01\x02", _MADE_BY, _NEEDED, flags)
-                central += struct.pack("<HHHIIIHHHHHII", *fields, 0, 0, 0, 0,
-                                       (0o100000 | entry.mode) << 16, offset)  # fmt: skip
-                central += name
-            start = out.offset
-            out.write(bytes(central))
-            _write_end(out, len(ordered), len(central), start)
-            out.flush()
-        finally:
-            for handle in handles.values():
-                handle.close()
-    os.chmod(tmp.name, 0o644)
-    os.replace(tmp.name, dest)
+    part: Path | None = None
+    try:
+        with tempfile.NamedTemporaryFile(dir=dest.parent, delete=False, prefix=".layerkit-") as tmp:
+            part = Path(tmp.name)
+            digest = _write_zip(ordered, tmp, handles)
+        os.chmod(part, 0o644)
+        os.replace(part, dest)
+    except BaseException as exc:
+        # A full disk, Ctrl-C: the partial file goes, and dest stays as it was.
+        if part is not None:
+            part.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise BuildError(
+                f"Cannot write {dest}: {exc.strerror or exc}. Free some space (or point "
+                "--out-dir / LAYERKIT_CACHE_DIR elsewhere) and build again; nothing was left "
+                "half-written."
+            ) from None
+        raise
+    finally:
+        for handle in handles.values():
+            handle.close()
+    return digest
+
+
+def _write_zip(ordered: list[Entry], tmp: IO[bytes], handles: dict[Path, BinaryIO]) -> str:
+    out = _HashingWriter(tmp)  # type: ignore[arg-type]
+    central = bytearray()
+    for entry in ordered:
+        name = entry.path.encode()
+        flags = 0 if entry.path.isascii() else _UTF8
+        offset = out.offset
+        fields = (
+            entry.method, _DOS_TIME, _DOS_DATE, entry.crc,
+            entry.compressed_size, entry.size, len(name),
+        )  # fmt: skip
+        out.write(struct.pack("<4sHH", b"PK\x03\x04", _NEEDED, flags))
+        out.write(struct.pack("<HHHIIIHH", *fields, 0) + name)
+        out.write(_raw_bytes(entry, handles))
+        central += struct.pack("<4sHHH", b"PK\x01\x02", _MADE_BY, _NEEDED, flags)
+        central += struct.pack("<HHHIIIHHHHHII", *fields, 0, 0, 0, 0,
+                               (0o100000 | entry.mode) << 16, offset)  # fmt: skip
+        central += name
+    start = out.offset
+    out.write(bytes(central))
+    _write_end(out, len(ordered), len(central), start)
+    out.flush()
     return out.digest.hexdigest()
 
 

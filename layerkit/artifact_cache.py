@@ -14,6 +14,7 @@ import zipfile
 from pathlib import Path
 
 from layerkit import archive, manifest
+from layerkit.errors import BuildError
 
 Summary = tuple[int, int, str]  # files, unzipped bytes, SHA-256
 
@@ -65,7 +66,14 @@ def place(cached: Path, dest: Path) -> None:
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
     try:
-        os.link(cached, tmp)
-    except OSError:
-        shutil.copyfile(cached, tmp)
-    os.replace(tmp, dest)
+        try:
+            os.link(cached, tmp)
+        except OSError:
+            shutil.copyfile(cached, tmp)
+        os.replace(tmp, dest)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise BuildError(
+            f"Cannot write {dest}: {exc.strerror or exc}. Free some space or choose another "
+            "--out-dir; nothing was left half-written."
+        ) from None

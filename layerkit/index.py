@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 from packaging.utils import canonicalize_name
 
 from layerkit.archive import sha256_of
-from layerkit.errors import IntegrityError, PackageIndexError
+from layerkit.errors import IntegrityError, PackageIndexError, UserError
 from layerkit.redaction import redact
 
 if TYPE_CHECKING:
@@ -90,6 +90,10 @@ def _pip_config_files(env: Mapping[str, str]) -> list[Path]:
 _HONOURED = ("index-url", "extra-index-url", "cert", "trusted-host")
 
 
+def _not_a_file(path: Path, env: Mapping[str, str]) -> bool:
+    return str(path) == env.get("PIP_CONFIG_FILE") and path.exists() and not path.is_file()
+
+
 def settings_from(
     env: Mapping[str, str],
     index_url: str | None = None,
@@ -102,12 +106,25 @@ def settings_from(
     parser = configparser.ConfigParser(interpolation=None)
     for path in _pip_config_files(env):
         if path.is_file():
-            parser.read(path, encoding="utf-8")
-            for section in ("global", "install", "download"):
-                if parser.has_section(section):
-                    for key in _HONOURED:
-                        if parser.has_option(section, key):
-                            found[key] = parser.get(section, key)
+            try:
+                parser.read(path, encoding="utf-8")
+            except (UnicodeDecodeError, configparser.Error) as exc:
+                reason = "is not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else exc
+                raise UserError(
+                    f"The pip configuration {path} cannot be read ({reason}). layerkit reads "
+                    "its index-url, extra-index-url and cert as pip does: fix the file, or "
+                    "set PIP_CONFIG_FILE to another one (/dev/null for none)."
+                ) from None
+        elif _not_a_file(path, env):
+            raise UserError(
+                f"PIP_CONFIG_FILE={path} is not a file. Point it at pip's configuration "
+                "file, or at /dev/null for none."
+            )
+        for section in ("global", "install", "download"):
+            if parser.has_section(section):
+                for key in _HONOURED:
+                    if parser.has_option(section, key):
+                        found[key] = parser.get(section, key)
     for key in _HONOURED:
         variable = "PIP_" + key.upper().replace("-", "_")
         if env.get(variable):

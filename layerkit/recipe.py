@@ -206,6 +206,14 @@ def load(path: Path, today: Callable[[], datetime.date] = datetime.date.today) -
         raise RecipeError(str(path), "", "no such recipe file.") from None
     except tomllib.TOMLDecodeError as exc:
         raise RecipeError(str(path), "", f"is not valid TOML: {exc}.") from None
+    except UnicodeDecodeError:
+        raise RecipeError(
+            str(path), "", "is not UTF-8 text (TOML files are UTF-8): save it as UTF-8."
+        ) from None
+    except IsADirectoryError:
+        raise RecipeError(str(path), "", "is a folder: name a recipe's .toml file.") from None
+    except OSError as exc:
+        raise RecipeError(str(path), "", f"cannot be read: {exc.strerror or exc}.") from None
     reader = _Reader(path, data)
     for key in data:
         if key not in _SCHEMA:

@@ -1,0 +1,108 @@
+"""No input makes layerkit print a traceback: every command against a table of broken
+files and settings exits non-zero with a message that names what is wrong."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import layerkit
+
+RECIPE = (
+    '[layer]\nname = "ok"\nruntimes = ["python3.12"]\narchitectures = ["x86_64"]\n'
+    '[python]\nrequirements = ["six"]\n'
+)
+
+
+@pytest.fixture(scope="module")
+def bad(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("bad")
+    (root / "recipes").mkdir()
+    (root / "recipes" / "folder.toml").mkdir()
+    (root / "recipes" / "empty.toml").write_bytes(b"")
+    (root / "recipes" / "binary.toml").write_bytes(bytes(range(256)) * 4)
+    (root / "recipes" / "utf16.toml").write_bytes(RECIPE.encode("utf-16"))
+    (root / "recipes" / "garbage.toml").write_text(RECIPE.replace('"ok"', '"garbage"'))
+    (root / "recipes" / "garbage.python3.12-x86_64.lock.txt").write_bytes(b"\x00\xffnot a lock")
+    good = root / "good.zip"
+    with zipfile.ZipFile(good, "w") as archive:
+        archive.writestr("python/m.py", "X = 1\n" * 5000)
+    (root / "truncated.zip").write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    (root / "notzip.zip").write_text("this is not a zip")
+    (root / "folder.zip").mkdir()
+    (root / "empty.zip").write_bytes(b"")
+    (root / "registry-folder").mkdir()
+    (root / "corrupt.sqlite").write_bytes(b"SQLite format 3\x00" + b"\xa5" * 4000)
+    with sqlite3.connect(root / "newer.sqlite") as db:
+        db.execute("PRAGMA user_version = 99")
+    (root / "pip-binary.conf").write_bytes(bytes(range(256)))
+    (root / "pip-utf16.conf").write_bytes("[global]\nindex-url = x\n".encode("utf-16"))
+    return root
+
+
+RECIPE_CASES = ["folder", "empty", "binary", "utf16", "missing"]
+ZIP_CASES = ["truncated.zip", "notzip.zip", "folder.zip", "empty.zip", "missing.zip"]
+REGISTRY_CASES = ["registry-folder", "corrupt.sqlite", "newer.sqlite"]
+NO_AWS = {"AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": "", "AWS_DEFAULT_REGION": ""}
+
+CASES = [
+    *[(f"{cmd}-recipe-{case}", [cmd, f"recipes/{case}.toml"], {})
+      for cmd in ("lock", "build", "verify", "publish") for case in RECIPE_CASES],
+    ("build-garbage-lock", ["build", "garbage", "--locked"], {}),
+    *[(f"{cmd}-{case}", [cmd, case], {}) for cmd in ("inspect", "verify", "publish")
+      for case in ZIP_CASES],
+    *[(f"{cmd}-registry-{case}", [*cmd, "--registry", case], {})
+      for cmd in (["ls"], ["show", "ok"], ["diff", "ok:1", "ok:2"])
+      for case in REGISTRY_CASES],
+    *[(f"pip-config-{name}", ["lock", "recipes/garbage.toml"], {"PIP_CONFIG_FILE": name})
+      for name in ("pip-binary.conf", "pip-utf16.conf", "registry-folder")],
+    ("audit-unknown-region", ["audit", "--region", "not a region"], {}),
+    ("publish-unknown-region", ["publish", "notzip.zip", "--region", "mars-central-9"], {}),
+    ("audit-no-credentials", ["audit", "--region", "eu-west-1"], NO_AWS),
+    ("rollout-no-credentials", ["rollout", "x", "--region", "eu-west-1"], NO_AWS),
+    ("prune-no-credentials", ["prune", "x", "--region", "eu-west-1"], NO_AWS),
+    ("sync-no-credentials", ["registry", "sync", "--region", "eu-west-1"], NO_AWS),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("args", "env"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_bad_input_is_a_message_and_a_non_zero_exit(
+    bad: Path, args: list[str], env: dict[str, str]
+) -> None:
+    result = layerkit(*args, cwd=bad, env=env, check=False)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr + result.stdout
+    message = result.stderr.strip()
+    assert message, "no message at all"
+    assert len(message.splitlines()) <= 12, message  # a paragraph, not a dump
+
+
+def test_a_full_disk_leaves_no_partial_zip(tmp_path: Path) -> None:
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(disk)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"a small tmpfs needs root: {mounted.stderr.decode().strip()}")
+    try:
+        (tmp_path / "recipes").mkdir()
+        (tmp_path / "recipes" / "blob.bin").write_bytes(os.urandom(2 << 20))
+        (tmp_path / "recipes" / "big.toml").write_text(
+            '[layer]\nname = "big"\nruntimes = ["python3.12"]\narchitectures = ["x86_64"]\n'
+            '[[files]]\nsource = "blob.bin"\ntarget = "data/blob.bin"\n'
+        )
+        result = layerkit("build", "big", cwd=tmp_path, check=False,
+                          env={"LAYERKIT_CACHE_DIR": str(disk / "cache")})  # fmt: skip
+        assert result.returncode == 3
+        assert "Traceback" not in result.stderr and "Cannot write" in result.stderr
+        written = [p.name for p in disk.rglob("*") if p.is_file()]
+        assert [n for n in written if n.startswith(".") or n.endswith(".zip")] == []
+        assert not (tmp_path / "dist" / "big.zip").exists()
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)
