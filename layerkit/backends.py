@@ -90,6 +90,7 @@ class Wheels:
 class InContainer:
     container: BuildContainer
     why: str
+    cache_root: Path  # where compiled wheels are kept
     builds_sdists: bool = True
 
     @property
@@ -99,7 +100,9 @@ class InContainer:
     def compile_sdists(
         self, target: Target, files: dict[str, Path], dists: list[LockedDist], site: str, slim: Slim
     ) -> list[Installed]:
-        return install_in_container(target.id, files, dists, self.container, site, slim)
+        return install_in_container(
+            target.id, files, dists, self.container, site, slim, self.cache_root
+        )
 
     def compiler(self) -> Compiler | None:
         return ImageCompiler(self.container)
@@ -244,4 +247,4 @@ def choose(recipe: Recipe, target: Target, locked: Lock, ctx: Context) -> Backen
     container = _container_for(recipe, target, ctx, required=required)
     if container is None:
         return Wheels("wheels: no build container for this target")
-    return InContainer(container, f"{container.image}: {why}")
+    return InContainer(container, f"{container.image}: {why}", ctx.cache_root)

@@ -35,7 +35,7 @@ from layerkit.version import __version__
 log = logging.getLogger("layerkit")
 
 # Bump when the same inputs would produce different bytes, so cached artifacts are not reused.
-BUILD_FORMAT = 3
+BUILD_FORMAT = 4
 
 Reporter = Callable[[str, str], None]
 Locks = dict[str, LockedTarget]  # by target id
@@ -461,7 +461,8 @@ def _assemble(
     entries = _merge(installs.all())
     if recipe.slim.strip:
         entries = native.strip(entries, group.targets[0])
-    native.check(entries, group.artifact, group.targets)
+    compiled = {e.path for part in installs.all() for i in part if not i.sha256 for e in i.entries}
+    native.check(entries, group.artifact, group.targets, compiled)
 
     generated = [(f.path, f.source.read_bytes(), f.mode) for f in files]
     built_with = {t: backend.name for t, backend in chosen.items()}

@@ -332,7 +332,8 @@ def _compile(pending: list[tuple[Compiled, Path | None]], compiler: Compiler) ->
                 dest = work / "src" / str(number) / path
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 dest.write_bytes(archive.read_member(entry))
-        failed = compiler.compile(work)
+        # Only compiled extensions, no source: nothing to start an interpreter for.
+        failed = compiler.compile(work) if (work / "src").exists() else []
         if failed:
             log.info("%d files do not compile and are shipped as source only", len(failed))
             log.debug("not compiled: %s", ", ".join(failed))

@@ -6,8 +6,10 @@ site-packages (see archive.py), minus what slimming drops.
 
 from __future__ import annotations
 
-import csv
+import dataclasses
+import hashlib
 import logging
+import os
 import shutil
 import tempfile
 import zipfile
@@ -16,14 +18,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from packaging.utils import canonicalize_name
+from packaging.utils import canonicalize_name, parse_wheel_filename
 
-from layerkit.archive import Entry, compress_all, wheel_entry
+from layerkit.archive import Entry, sha256_of, wheel_entry
 from layerkit.container import BuildContainer
 from layerkit.errors import IntegrityError
 from layerkit.index import IndexFile, PackageIndex, WheelCache
 from layerkit.lock import Lock, LockedDist, best_wheel, choose_wheel
-from layerkit.metadata import parse_metadata, wheel_tags
+from layerkit.metadata import parse_metadata
 from layerkit.recipe import Slim
 from layerkit.targets import RUNTIME_PROVIDED, Target
 
@@ -238,83 +240,73 @@ def install_in_container(
     container: BuildContainer,
     site_packages: str,
     slim: Slim,
+    cache_root: Path,
 ) -> list[Installed]:
-    """pip compiles and installs locked sdists in the build image.
+    """Locked sdists compiled into wheels in the build image, then installed like any wheel.
 
-    The sdists come from layerkit's cache (see `fetch`), so a second build downloads none;
-    the index serves only their build requirements. `--require-hashes` refuses any file the
-    lock does not name; `--no-deps` installs exactly these distributions.
+    The wheels are kept under cache/built by (sdist SHA-256, image, platform, Python): a
+    rebuild compiles nothing and needs no network, not even for the build requirements
+    (setuptools…) that compiling takes from the index. `--require-hashes` refuses any file
+    the lock does not name; `--no-deps` builds exactly these distributions.
     """
-    with tempfile.TemporaryDirectory(prefix="layerkit-install-") as tmp:
-        work = Path(tmp)
-        (work / "dists").mkdir()
-        for path in files.values():
-            shutil.copyfile(path, work / "dists" / path.name)
-        # The files themselves, not name==version: pip must compile exactly these, and not
-        # prefer a wheel from the index that fits the image but needs a newer glibc than
-        # the runtime has. --use-pep517 builds a wheel, so each install has its RECORD.
-        requirements = "".join(
-            f"./dists/{files[d.key].name} "
-            + " ".join(f"--hash=sha256:{h}" for h in d.hashes)
-            + "\n"
-            for d in dists
-        )
-        (work / "requirements.txt").write_text(requirements, encoding="utf-8")
-        container.run(
-            work,
-            "python3 -m pip install --require-hashes --no-deps --no-compile --use-pep517 "
-            "--target site -r requirements.txt\n",
-            f"pip install of the {target_id} lock",
-        )
-        return from_tree(work / "site", dists, site_packages, slim)
-
-
-def from_tree(
-    site: Path, dists: list[LockedDist], site_packages: str, slim: Slim
-) -> list[Installed]:
-    """The distributions pip installed into `site`, read back through their RECORD files."""
-    wanted = {d.key: d for d in dists}
-    installed = []
-    for record in sorted(site.glob("*.dist-info/RECORD")):
-        metadata = parse_metadata(
-            (record.parent / "METADATA").read_text(encoding="utf-8", errors="replace")
-        )
-        name = metadata.name
-        dist = wanted.get(canonicalize_name(name))
-        if dist is None:
-            continue
-        paths = []
-        for row in csv.reader(record.read_text(encoding="utf-8").splitlines()):
-            path = row[0] if row else ""
-            parts = path.split("/")
-            # pip --target records console scripts as ../../bin/x: they are not importable.
-            if not path or ".." in parts or path.startswith("/") or parts[0] == "bin":
-                continue
-            if not _slimmed(path, slim) and (site / path).is_file():
-                paths.append(path)
-        items = []
-        for path in sorted(paths):
-            file = site / path
-            mode = 0o755 if file.stat().st_mode & 0o111 else 0o644
-            items.append((f"{site_packages}/{path}", file.read_bytes(), mode))
-        entries = compress_all(items)
-        # The wheel pip installed, or built from the sdist: its name from the WHEEL tags.
-        wheel_info = (record.parent / "WHEEL").read_text(encoding="utf-8", errors="replace")
-        tags = wheel_tags(wheel_info)
-        stem = dist.name.replace("-", "_")
-        installed.append(
-            Installed(
-                name=dist.name,
-                version=dist.version,
-                license=metadata.license,
-                wheel=f"{stem}-{dist.version}-{tags[0] if tags else 'unknown'}.whl",
-                sha256="",
-                size=sum(e.size for e in entries),
-                top_level=_top_level(paths),
-                entries=tuple(entries),
-            )
-        )
-    missing = set(wanted) - {canonicalize_name(i.name) for i in installed}
+    built = {d.key: _built_wheel(cache_root, container, files[d.key]) for d in dists}
+    missing = [d for d in dists if built[d.key] is None]
     if missing:
-        raise IntegrityError(f"pip did not install {', '.join(sorted(missing))} into {site}.")
+        with tempfile.TemporaryDirectory(prefix="layerkit-compile-") as tmp:
+            work = Path(tmp)
+            (work / "dists").mkdir()
+            for d in missing:
+                shutil.copyfile(files[d.key], work / "dists" / files[d.key].name)
+            # The files themselves, not name==version: pip must compile exactly these, and
+            # not prefer a wheel from the index that fits the image but needs a newer glibc
+            # than the runtime has.
+            requirements = "".join(
+                f"./dists/{files[d.key].name} "
+                + " ".join(f"--hash=sha256:{h}" for h in d.hashes)
+                + "\n"
+                for d in missing
+            )
+            (work / "requirements.txt").write_text(requirements, encoding="utf-8")
+            container.run(
+                work,
+                "python3 -m pip wheel --require-hashes --no-deps --use-pep517 -w wheels "
+                "-r requirements.txt\n",
+                f"pip install of the {target_id} lock",
+            )
+            made: dict[str, Path] = {
+                str(canonicalize_name(parse_wheel_filename(w.name)[0])): w
+                for w in (work / "wheels").glob("*.whl")
+            }
+            for d in missing:
+                if d.key not in made:
+                    raise IntegrityError(f"pip built no wheel for {d.name} in {container.image}.")
+                built[d.key] = _keep_built(cache_root, container, files[d.key], made[d.key])
+    installed = []
+    for d in dists:
+        wheel = built[d.key]
+        assert wheel is not None
+        # The manifest's sha256 is that of a downloaded wheel: a compiled one has none.
+        installed.append(dataclasses.replace(install(wheel, d, site_packages, slim), sha256=""))
     return installed
+
+
+def _built_folder(cache_root: Path, container: BuildContainer, sdist: Path) -> Path:
+    key = "\n".join((sha256_of(sdist), container.image, container.platform, container.python))
+    digest = hashlib.sha256(key.encode()).hexdigest()
+    return cache_root / "built" / digest[:2] / digest
+
+
+def _built_wheel(cache_root: Path, container: BuildContainer, sdist: Path) -> Path | None:
+    folder = _built_folder(cache_root, container, sdist)
+    wheels = sorted(folder.glob("*.whl")) if folder.is_dir() else []
+    return wheels[0] if wheels else None
+
+
+def _keep_built(cache_root: Path, container: BuildContainer, sdist: Path, wheel: Path) -> Path:
+    """Copy a compiled wheel into the cache atomically: a reader sees all of it or none."""
+    folder = _built_folder(cache_root, container, sdist)
+    folder.mkdir(parents=True, exist_ok=True)
+    part = folder / f".{wheel.name}.{os.getpid()}"
+    shutil.copyfile(wheel, part)
+    os.replace(part, folder / wheel.name)
+    return folder / wheel.name

@@ -16,12 +16,15 @@ from layerkit.runner import run
 from layerkit.targets import Target
 
 
-def check(entries: list[Entry], artifact: str, targets: Sequence[Target]) -> None:
+def check(
+    entries: list[Entry], artifact: str, targets: Sequence[Target], compiled: set[str]
+) -> None:
     """Every shared object must be built for the group's architecture, and what the build
-    image compiled must not need a newer glibc than the runtime has: guards behind tags."""
+    image compiled (the paths in `compiled`) must not need a newer glibc than the runtime
+    has: guards behind the tags, which downloaded wheels already carry."""
     glibc = min(t.runtime.glibc[1] for t in targets)
     for entry in entries:
-        if isinstance(entry.data, bytes) and elf.is_shared_object(entry.path):
+        if entry.path in compiled and elf.is_shared_object(entry.path):
             needs = elf.glibc_needs(archive.read_member(entry)) or 0
             if needs > glibc:
                 raise BuildError(

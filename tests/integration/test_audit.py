@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from layerkit.audit import Scan, prune_candidates, report, scan_region
 from layerkit.aws import Clients
+from layerkit.errors import UserError
 from layerkit.gateways import FunctionVersion
 from tests.conftest import layerkit
 
@@ -238,10 +239,8 @@ def test_prune_deletes_only_unreferenced_old_versions(
     )
     assert [r["version"] for r in shown["would_delete"]] == [1, 2]
     assert shown["bytes_freed"] > 0
-    assert [
-        v["Version"]
-        for v in lam(aws, "eu-west-1").list_layer_versions(LayerName="orphan")["LayerVersions"]
-    ] != []
+    listed = lam(aws, "eu-west-1").list_layer_versions(LayerName="orphan")["LayerVersions"]
+    assert sorted(v["Version"] for v in listed) == [1, 2, 3]  # a dry run deletes nothing
     nothing = json.loads(
         layerkit(
             "prune", "base", "--keep", "1", "--region", "eu-west-1", "--json", cwd=project, env=aws
@@ -253,6 +252,19 @@ def test_prune_deletes_only_unreferenced_old_versions(
     )
     left = lam(aws, "eu-west-1").list_layer_versions(LayerName="orphan")["LayerVersions"]
     assert [v["Version"] for v in left] == [3]
+    other_region = lam(aws, "us-east-1").list_layer_versions(LayerName="orphan")["LayerVersions"]
+    assert sorted(v["Version"] for v in other_region) == [1, 2, 3]  # not scanned: untouched
+
+
+def test_prune_refuses_when_a_region_could_not_be_scanned() -> None:
+    failed = Scan(OTHER, "eu-west-1", error="AccessDenied")
+    fine = Scan(ACCOUNT, "eu-west-1", layers={"orphan": [1, 2, 3]})
+    with pytest.raises(UserError) as refused:
+        prune_candidates([fine, failed], "orphan", keep=1)
+    assert f"{OTHER} eu-west-1" in str(refused.value) and "could not be scanned" in str(
+        refused.value
+    )
+    assert [r["version"] for r in prune_candidates([fine], "orphan", keep=1)] == [1, 2]
 
 
 # Properties and the cases moto cannot hold.

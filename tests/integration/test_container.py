@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -88,7 +89,8 @@ def test_a_c_extension_is_compiled_in_the_image_and_imports_there(project: Path)
 
 
 def test_a_second_container_build_needs_no_network(project: Path) -> None:
-    write_recipe(project, "demo", recipe('["requests"]'))
+    # MarkupSafe from its sdist: the second build must run the compiler in the container.
+    write_recipe(project, "demo", recipe('["markupsafe"]', 'no-binary = ["markupsafe"]\n'))
     cache = {"LAYERKIT_CACHE_DIR": str(project / "cache")}
     [first] = build(project, "--strategy", "container", env=cache)
     (project / "dist" / "demo.zip").unlink()
@@ -103,6 +105,10 @@ def test_a_second_container_build_needs_no_network(project: Path) -> None:
     [second] = json.loads(offline.stdout)
     assert second["status"] == "built"
     assert layer_manifest(project, second)["targets"] == layer_manifest(project, first)["targets"]
+    built = layer_manifest(project, second)["targets"]["python3.11-x86_64"]
+    assert built["built_with"] == IMAGE
+    [markupsafe] = built["distributions"]
+    assert markupsafe["wheel"].endswith("-cp311-cp311-linux_x86_64.whl")  # compiled offline
 
 
 def test_the_two_strategies_agree_on_a_recipe_of_wheels(project: Path) -> None:
@@ -176,7 +182,8 @@ def test_a_compile_failure_names_the_package_and_shows_the_last_lines(project: P
     assert labelled_containers() == []
 
 
-def test_an_interrupted_build_leaves_no_container(project: Path) -> None:
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_an_interrupted_build_leaves_no_container(project: Path, stop: signal.Signals) -> None:
     write_recipe(project, "demo", recipe('["markupsafe"]', 'no-binary = ["markupsafe"]\n'))
     process = subprocess.Popen(
         [sys.executable, "-m", "layerkit", "build", "demo", *CONTAINER, "--upgrade"],
@@ -188,7 +195,7 @@ def test_an_interrupted_build_leaves_no_container(project: Path) -> None:
         assert process.poll() is None, process.communicate()
         assert time.monotonic() < deadline, "no build container started"
         time.sleep(0.1)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(stop)
     process.wait(timeout=60)
     assert process.returncode != 0
     assert labelled_containers() == []
@@ -225,3 +232,68 @@ def test_verify_runs_natively_with_the_targets_python_on_this_host(project: Path
     assert report["ok"]
     assert report["where"].endswith("python3.11")
     assert report["modules"] == {"idna": "ok", "_yaml": "ok", "yaml": "ok"}
+
+
+NEW_GLIBC_C = """#define _GNU_SOURCE
+#include <Python.h>
+#include <sys/mman.h>
+static PyObject *make(PyObject *self, PyObject *args) {
+    return PyLong_FromLong(memfd_create("layerkit", 0));  /* GLIBC_2.27 */
+}
+static PyMethodDef methods[] = {{"make", make, METH_NOARGS, ""}, {NULL}};
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "newglibc", NULL, -1, methods};
+PyMODINIT_FUNC PyInit_newglibc(void) { return PyModule_Create(&module); }
+"""
+
+
+@pytest.fixture
+def new_glibc_index(tmp_path: Path) -> Iterator[str]:
+    """A local index with one sdist whose extension calls memfd_create (glibc 2.27)."""
+    import functools
+    import hashlib
+    import http.server
+    import io
+    import tarfile
+    import threading
+
+    folder = tmp_path / "index" / "simple" / "newglibc"
+    folder.mkdir(parents=True)
+    sdist = folder / "newglibc-1.0.tar.gz"
+    files = {
+        "setup.py": "from setuptools import Extension, setup\n"
+        'setup(name="newglibc", version="1.0", '
+        'ext_modules=[Extension("newglibc", ["newglibc.c"])])\n',
+        "newglibc.c": NEW_GLIBC_C,
+        "PKG-INFO": "Metadata-Version: 1.0\nName: newglibc\nVersion: 1.0\n",
+    }
+    with tarfile.open(sdist, "w:gz") as archive:
+        for name, text in files.items():
+            data = text.encode()
+            info = tarfile.TarInfo(f"newglibc-1.0/{name}")
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    digest = hashlib.sha256(sdist.read_bytes()).hexdigest()
+    (folder / "index.html").write_text(f'<a href="{sdist.name}#sha256={digest}">{sdist.name}</a>')
+    handler = functools.partial(
+        http.server.SimpleHTTPRequestHandler, directory=str(tmp_path / "index")
+    )
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/simple"
+    server.shutdown()
+
+
+def test_an_extension_needing_a_newer_glibc_than_the_runtime_is_refused(
+    project: Path, new_glibc_index: str
+) -> None:
+    """Debian bookworm (glibc 2.36) compiles for python3.11, whose runtime has glibc 2.26."""
+    write_recipe(project, "demo", recipe('["newglibc"]', 'no-binary = ["newglibc"]\n'))
+    result = layerkit(
+        "build", "demo", *CONTAINER, "--extra-index-url", new_glibc_index,
+        cwd=project, env=ENV, check=False,
+    )  # fmt: skip
+    assert result.returncode == 3, result.stderr
+    assert "GLIBC_2.27" in result.stderr and "glibc 2.26" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (project / "dist").exists()
+    assert labelled_containers() == []

@@ -104,12 +104,30 @@ def test_permissions_converge_to_the_recipe_on_every_publish(
     publish(project, aws)
 
     def statements(region: str) -> set[str]:
+        return set(grants(region))
+
+    def grants(region: str) -> dict[str, tuple[str, str | None]]:
+        """Sid -> (principal, organization), as the policy holds them."""
         policy = client("lambda", region, aws).get_layer_version_policy(
             LayerName="conf", VersionNumber=1
         )["Policy"]
-        return {s["Sid"] for s in json.loads(policy)["Statement"]}
+        found = {}
+        for statement in json.loads(policy)["Statement"]:
+            org = statement.get("OrganizationId") or statement.get("Condition", {}).get(
+                "StringEquals", {}
+            ).get("aws:PrincipalOrgID")
+            principal = statement["Principal"]
+            principal = (
+                principal.get("AWS", principal) if isinstance(principal, dict) else principal
+            )
+            assert statement["Action"] == "lambda:GetLayerVersion"
+            found[statement["Sid"]] = (str(principal), org)
+        return found
 
     assert statements("us-east-1") == {"account-111122223333", "public"}
+    first = grants("us-east-1")
+    assert "111122223333" in first["account-111122223333"][0]
+    assert first["public"] == ("*", None)  # everyone, with no organization condition
     files_recipe(
         project, "{}", 'principals = ["arn:aws:iam::444455556666:root"]\n'
         'organization = "o-abcdef1234"\n',
@@ -118,6 +136,10 @@ def test_permissions_converge_to_the_recipe_on_every_publish(
     assert {o["status"] for o in again["outcomes"]} == {"unchanged"}
     for region in REGIONS:
         assert statements(region) == {"account-444455556666", "org-o-abcdef1234"}
+        now = grants(region)
+        assert "444455556666" in now["account-444455556666"][0]
+        assert now["account-444455556666"][1] is None
+        assert now["org-o-abcdef1234"] == ("*", "o-abcdef1234")  # any principal, in the org
 
 
 def test_over_the_direct_upload_limit_the_zip_goes_through_s3(
