@@ -14,7 +14,7 @@ import zipfile
 from pathlib import Path
 
 from layerkit import archive, manifest
-from layerkit.errors import BuildError
+from layerkit.errors import BuildError, UserError
 
 Summary = tuple[int, int, str]  # files, unzipped bytes, SHA-256
 
@@ -23,11 +23,14 @@ def summary_of(path: Path, key: str) -> Summary | None:
     """(files, unzipped bytes, SHA-256) of a ZIP built from exactly this key, else None."""
     if not path.exists():
         return None
-    with zipfile.ZipFile(path) as zipped:
-        infos = zipped.infolist()
-        found = manifest.read_from(zipped)
-        if found is None or found.build_key != key:
-            return None
+    try:
+        with zipfile.ZipFile(path) as zipped:
+            infos = zipped.infolist()
+            found = manifest.read_from(zipped)
+    except (zipfile.BadZipFile, OSError, UserError):
+        return None  # damaged, or not a layer: built again
+    if found is None or found.build_key != key:
+        return None
     return len(infos), sum(i.file_size for i in infos), archive.sha256_of(path)
 
 

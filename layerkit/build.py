@@ -292,15 +292,15 @@ def build_recipe(
         dest = out_dir / f"{group.artifact}.zip"
         cached = ctx.cache_root / "artifacts" / f"{key}.zip"
         summary = artifact_cache.linked(dest, cached) or artifact_cache.summary_of(dest, key)
-        if summary is not None:
-            status = "unchanged"
-        elif cached.exists():
+        status = "unchanged"
+        if summary is None and cached.exists():
             artifact_cache.place(cached, dest)
-            status, summary = (
-                "cached",
-                artifact_cache.linked(dest, cached) or artifact_cache.summary_of(dest, key),
-            )
-        else:
+            status = "cached"
+            summary = artifact_cache.linked(dest, cached) or artifact_cache.summary_of(dest, key)
+            if summary is None:
+                log.warning("%s: damaged artifact in the cache; building it again", cached)
+                cached.unlink()
+        if summary is None:
             for target_id, backend in chosen.items():
                 log.info("%s (%s): building with %s", group.artifact, target_id, backend.why)
             summary = _assemble(recipe, group, locks, files, key, ctx, cached, chosen, compilers)

@@ -295,16 +295,27 @@ def add_bytecode(items: list[Compiled], compiler: Compiler, cache_root: Path) ->
     """
     folder = cache_root / "bytecode" / cache_tag(compiler.python)
     stores = [folder / name if (name := item.cache_name()) else None for item in items]
-    pending = [n for n, path in enumerate(stores) if path is None or not path.exists()]
+    cached = [_cached(store) for store in stores]
+    pending = [n for n, found in enumerate(cached) if found is None]
     compiled = _compile([(items[n], stores[n]) for n in pending], compiler) if pending else []
     pyc = dict(zip(pending, compiled, strict=True))
-    result = []
-    for number, (item, path) in enumerate(zip(items, stores, strict=True)):
-        if number not in pyc:
-            assert path is not None
-            pyc[number] = _from_cache(path)
-        result.append(_with(item, pyc[number]))
-    return result
+    return [
+        _with(item, found if found is not None else pyc[number])
+        for number, (item, found) in enumerate(zip(items, cached, strict=True))
+    ]
+
+
+def _cached(store: Path | None) -> list[Entry] | None:
+    """The cached bytecode; None when there is none, or the entry is damaged (then it is
+    dropped, and compiled again)."""
+    if store is None or not store.exists():
+        return None
+    try:
+        return _from_cache(store)
+    except (zipfile.BadZipFile, OSError):
+        log.warning("damaged bytecode cache entry %s: compiling it again", store)
+        store.unlink(missing_ok=True)
+        return None
 
 
 def _with(item: Compiled, pyc: list[Entry]) -> Installed:

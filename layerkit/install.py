@@ -297,9 +297,17 @@ def _built_folder(cache_root: Path, container: BuildContainer, sdist: Path) -> P
 
 
 def _built_wheel(cache_root: Path, container: BuildContainer, sdist: Path) -> Path | None:
+    """The wheel compiled before; None when there is none, or it is damaged (then it is
+    dropped, and compiled again)."""
     folder = _built_folder(cache_root, container, sdist)
-    wheels = sorted(folder.glob("*.whl")) if folder.is_dir() else []
-    return wheels[0] if wheels else None
+    for wheel in sorted(folder.glob("*.whl")) if folder.is_dir() else []:
+        try:
+            with zipfile.ZipFile(wheel):
+                return wheel
+        except (zipfile.BadZipFile, OSError):
+            log.warning("damaged compiled wheel %s in the cache: compiling it again", wheel)
+            wheel.unlink(missing_ok=True)
+    return None
 
 
 def _keep_built(cache_root: Path, container: BuildContainer, sdist: Path, wheel: Path) -> Path:

@@ -106,3 +106,27 @@ def test_a_full_disk_leaves_no_partial_zip(tmp_path: Path) -> None:
         assert not (tmp_path / "dist" / "big.zip").exists()
     finally:
         subprocess.run(["umount", str(disk)], check=True)
+
+
+def test_damaged_cache_entries_are_dropped_and_made_again(tmp_path: Path) -> None:
+    """Truncated entries in the artifact and bytecode caches: the next build makes the very
+    same ZIP again, instead of failing or shipping a damaged one."""
+    import json
+
+    (tmp_path / "recipes").mkdir()
+    (tmp_path / "recipes" / "ok.toml").write_text(RECIPE)
+    env = {"LAYERKIT_CACHE_DIR": str(tmp_path / "cache")}
+    [first] = json.loads(layerkit("build", "ok", "--json", cwd=tmp_path, env=env).stdout)
+    damaged = [
+        *(tmp_path / "cache" / "artifacts").glob("*.zip"),
+        *(tmp_path / "cache" / "bytecode").rglob("*.zip"),
+    ]
+    assert len(damaged) >= 2
+    for path in damaged:
+        path.write_bytes(path.read_bytes()[:100])
+    (tmp_path / "dist" / "ok.zip").unlink()
+    result = layerkit("build", "ok", "--json", cwd=tmp_path, env=env)
+    [again] = json.loads(result.stdout)
+    assert again["status"] == "built"
+    assert again["sha256"] == first["sha256"]
+    assert "damaged" in result.stderr
