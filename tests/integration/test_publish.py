@@ -68,6 +68,9 @@ def test_publishing_twice_makes_one_version_and_the_second_run_uploads_nothing(
     files_recipe(project, '{"a": 1}')
     first = publish(project, aws)
     assert {o["status"] for o in first["outcomes"]} == {"published"}
+    # moto has no GetAccountSettings: the live-limit check says it falls back to AWS's
+    # defaults (the check itself is tested with the Stubber below).
+    assert "cannot read the account's Lambda limits; using AWS's defaults" in first["stderr"]
     second = publish(project, aws)
     assert {o["status"] for o in second["outcomes"]} == {"unchanged"}
     assert [o["arn"] for o in second["outcomes"]] == [o["arn"] for o in first["outcomes"]]
