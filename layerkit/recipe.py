@@ -275,6 +275,13 @@ def load(path: Path, today: Callable[[], datetime.date] = datetime.date.today) -
                 "python.requirements-file",
                 f"{requirements_file!r} does not exist (looked for {req_file}).",
             )
+        try:
+            req_file.read_text(encoding="utf-8")
+        except (UnicodeDecodeError, OSError):
+            raise reader.fail(
+                "python.requirements-file",
+                f"{requirements_file!r} cannot be read as UTF-8 text: save it as UTF-8.",
+            ) from None
     exclude: set[str] = {canonicalize_name(n) for n in reader.strings(python, "python", "exclude")}
     if reader.get(python, "python", "exclude-runtime-provided", bool, False):
         exclude |= RUNTIME_PROVIDED

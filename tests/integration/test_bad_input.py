@@ -29,6 +29,17 @@ def bad(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "recipes" / "utf16.toml").write_bytes(RECIPE.encode("utf-16"))
     (root / "recipes" / "garbage.toml").write_text(RECIPE.replace('"ok"', '"garbage"'))
     (root / "recipes" / "garbage.python3.12-x86_64.lock.txt").write_bytes(b"\x00\xffnot a lock")
+    (root / "recipes" / "requirements.bin").write_bytes(bytes(range(256)))
+    (root / "recipes" / "reqbin.toml").write_text(
+        RECIPE.replace('"ok"', '"reqbin"').replace(
+            'requirements = ["six"]', 'requirements-file = "requirements.bin"'
+        )
+    )
+    (root / "recipes" / "reqdir.toml").write_text(
+        RECIPE.replace('"ok"', '"reqdir"').replace(
+            'requirements = ["six"]', 'requirements-file = "."'
+        )
+    )
     good = root / "good.zip"
     with zipfile.ZipFile(good, "w") as archive:
         archive.writestr("python/m.py", "X = 1\n" * 5000)
@@ -45,7 +56,7 @@ def bad(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-RECIPE_CASES = ["folder", "empty", "binary", "utf16", "missing"]
+RECIPE_CASES = ["folder", "empty", "binary", "utf16", "missing", "reqbin", "reqdir"]
 ZIP_CASES = ["truncated.zip", "notzip.zip", "folder.zip", "empty.zip", "missing.zip"]
 REGISTRY_CASES = ["registry-folder", "corrupt.sqlite", "newer.sqlite"]
 NO_AWS = {"AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": "", "AWS_DEFAULT_REGION": ""}
