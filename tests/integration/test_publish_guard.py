@@ -145,8 +145,8 @@ def test_of_two_jobs_taking_over_a_stale_guard_exactly_one_wins(
     parameters = Parameters(Clients(), REGIONS[0])
     path = "/layerkit/publishing/race/abc"
     parameters.create(f"{path}/1", "dead job pid 7")
-    later = time.time() + 120  # as if the dead job's last write were two minutes old
-    guards = [Guard(parameters, path, clock=lambda: later) for _ in range(2)]
+    time.sleep(2.5)  # the dead job's guard goes stale; the one a winner makes is fresh
+    guards = [Guard(parameters, path, stale_after=2.0) for _ in range(2)]
     barrier = threading.Barrier(2)
     won: list[bool] = []
 
