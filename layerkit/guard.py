@@ -23,6 +23,7 @@ from contextlib import contextmanager, suppress
 
 from layerkit.errors import AWSError
 from layerkit.gateways import Parameters
+from layerkit.registry import who
 
 HEARTBEAT_SECONDS = 10.0
 STALE_SECONDS = 60.0  # well above the heartbeat: clocks of CI runners may differ a little
@@ -38,7 +39,7 @@ class Guard:
     ) -> None:
         self.parameters, self.path = parameters, path.rstrip("/")
         self.stale_after, self.clock = stale_after, clock
-        self.holder = f"{_user()}@{socket.gethostname()} pid {os.getpid()} {uuid.uuid4().hex[:8]}"
+        self.holder = f"{who()}@{socket.gethostname()} pid {os.getpid()} {uuid.uuid4().hex[:8]}"
         self.name: str | None = None  # the generation this job holds
         self.replaced: str | None = None  # whose stale guard was taken over, and how old
 
@@ -98,9 +99,3 @@ class Guard:
 def _generation(name: str) -> int:
     tail = name.rsplit("/", 1)[-1]
     return int(tail) if tail.isdigit() else 0
-
-
-def _user() -> str:
-    from layerkit.registry import who
-
-    return who()

@@ -217,7 +217,8 @@ class PackageIndex:
                 ) from None
             if self.settings.strategy == "first-index":
                 return listed
-            found += [f for f in listed if f.filename not in {g.filename for g in found}]
+            seen = {f.filename for f in found}
+            found += [f for f in listed if f.filename not in seen]
         if found:
             return found
         raise PackageIndexError(
