@@ -18,6 +18,7 @@ from layerkit import render
 from layerkit.backends import Strategy
 from layerkit.build import Context, build_all, lock_recipe
 from layerkit.errors import ExitCode, LayerkitError
+from layerkit.index import IndexStrategy
 from layerkit.inspection import inspect_layer
 from layerkit.quota import DIRECT_UPLOAD_LIMIT
 from layerkit.recipe import recipes_named
@@ -48,7 +49,7 @@ def _context(
     image: str | None = None,
     network: str | None = None,
     require_bytecode: bool = False,
-    index_strategy: str | None = None,
+    index_strategy: IndexStrategy | None = None,
 ) -> Context:
     return Context.from_environment(
         os.environ,
@@ -60,7 +61,7 @@ def _context(
         image=image,
         network=network,
         require_bytecode=require_bytecode,
-        index_strategy=index_strategy,
+        index_strategy=index_strategy.value if index_strategy else None,
     )
 
 

@@ -23,6 +23,7 @@ import tempfile
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import Enum
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -39,7 +40,16 @@ if TYPE_CHECKING:
 log = logging.getLogger("layerkit")
 
 PYPI = "https://pypi.org/simple"
-INDEX_STRATEGIES = ("first-index", "unsafe-best-match")
+
+
+class IndexStrategy(str, Enum):
+    """Which index a project comes from when several have it (uv's names)."""
+
+    first_index = "first-index"  # the first that has it: no dependency confusion
+    unsafe_best_match = "unsafe-best-match"  # any version from any index
+
+
+INDEX_STRATEGIES = tuple(s.value for s in IndexStrategy)
 _ACCEPT = "application/vnd.pypi.simple.v1+json, text/html;q=0.1"
 _TIMEOUT = 60
 

@@ -6,11 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 
 from layerkit.backends import Strategy
-from layerkit.index import INDEX_STRATEGIES
+from layerkit.index import IndexStrategy as IndexStrategyChoice
 
 RecipesArg = Annotated[
     list[str] | None,
@@ -144,9 +143,8 @@ Abort = Annotated[
     bool, typer.Option("--abort", help="End canaries: aliases stay on the version they serve.")
 ]
 IndexStrategy = Annotated[
-    str | None,
+    IndexStrategyChoice | None,
     typer.Option(
-        click_type=click.Choice(INDEX_STRATEGIES),
         help="first-index (default): each project from the first index that has it, against "
         "dependency confusion. unsafe-best-match: any version from any index. Or set "
         "LAYERKIT_INDEX_STRATEGY (read by every command).",
