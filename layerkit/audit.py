@@ -22,7 +22,7 @@ from typing import Any
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from layerkit import attach
+from layerkit import attach, osv
 from layerkit.attach import Finding
 from layerkit.aws import Clients
 from layerkit.errors import AWSError, LayerkitError, UserError
@@ -122,6 +122,7 @@ class Report:
     oversize: list[dict[str, Any]]
     failures: list[dict[str, str]]
     matches: list[dict[str, Any]] = field(default_factory=list)
+    vulnerable: list[dict[str, Any]] = field(default_factory=list)  # with --vulnerabilities
     findings: list[Finding] = field(default_factory=list)  # attach-time: see attach.py
 
     def of_kind(self, kind: str) -> list[Finding]:
@@ -293,6 +294,35 @@ def layer_contents(
     return contents
 
 
+def vulnerable(
+    rep: Report, contents: Callable[[str], list[tuple[str, str]] | None], source: osv.Source
+) -> list[dict[str, Any]]:
+    """Per advisory and affected distribution: the layer versions in use that ship it and
+    the functions (name, qualifier, region, account) that use them."""
+    shipping: dict[str, set[osv.Package]] = {}
+    for arn in sorted({row["arn"] for row in rep.references}):
+        found = contents(arn)
+        if found is not None:
+            shipping[arn] = {(canonicalize_name(n), v) for n, v in found}
+    advisories = source.advisories(set().union(*shipping.values()) if shipping else ())
+    rows: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for arn, packages in shipping.items():
+        for package in sorted(packages & advisories.keys()):
+            for advisory in advisories[package]:
+                row = rows.setdefault(
+                    (advisory.id, *package),
+                    {**advisory.to_json(), "package": package[0], "version": package[1],
+                     "layers": [], "functions": []},
+                )  # fmt: skip
+                row["layers"].append(arn)
+                row["functions"] += [
+                    {"function": r["function"], "qualifier": r["version"],
+                     "region": r["region"], "account": r["account"], "layer": arn}
+                    for r in rep.references if r["arn"] == arn
+                ]  # fmt: skip
+    return [rows[key] for key in sorted(rows)]
+
+
 # Prune
 
 
@@ -346,7 +376,7 @@ def known_sizes(
 # The commands, as the CLI runs them
 
 
-GATES = ("outdated", "deleted", "oversize", *attach.KINDS)
+GATES = ("outdated", "deleted", "oversize", *attach.KINDS, "vulnerable")
 
 
 @dataclass(frozen=True)
@@ -389,17 +419,23 @@ def run(
     package: str | None,
     fail_on: set[str],
     today: datetime.date | None = None,
+    vulnerabilities: osv.Source | None = None,
 ) -> Audit:
-    """`layerkit audit`: scan, report, the storage of unused versions, the package view."""
+    """`layerkit audit`: scan, report, the storage of unused versions, the package view,
+    and, given an OSV source, the known vulnerabilities of every layer version in use."""
     accounts, scans = scope.scan()
     zipped, unzipped, manifests = known_sizes(registry.versions())
     rep = report(scans, unzipped, manifests, today)
     add_storage(rep.unused, accounts, zipped)
+    contents = layer_contents(accounts, manifests, cache_root)
     if package:
-        rep.matches = package_matches(rep, package, layer_contents(accounts, manifests, cache_root))
+        rep.matches = package_matches(rep, package, contents)
+    if vulnerabilities is not None:
+        rep.vulnerable = vulnerable(rep, contents, vulnerabilities)
     found = {"outdated": rep.outdated, "deleted": rep.deleted,
              "oversize": [o for o in rep.oversize if o["over"]],
-             **{kind: rep.of_kind(kind) for kind in attach.KINDS}}  # fmt: skip
+             **{kind: rep.of_kind(kind) for kind in attach.KINDS},
+             "vulnerable": rep.vulnerable}  # fmt: skip
     calls: dict[str, int] = {}
     for clients in accounts.values():
         for name, count in clients.calls.items():

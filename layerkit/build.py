@@ -11,7 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from layerkit import archive, artifact_cache, backends, lock, manifest, native, quota
+from packaging.utils import canonicalize_name
+
+from layerkit import archive, artifact_cache, backends, lock, manifest, native, quota, sbom
 from layerkit.archive import Entry
 from layerkit.backends import Backend, Containers, Strategy
 from layerkit.bytecode import (
@@ -23,7 +25,7 @@ from layerkit.bytecode import (
     cache_tag,
     find_interpreter,
 )
-from layerkit.errors import BuildError, StaleLockError, UserError
+from layerkit.errors import BuildError, StaleLockError, UserError, VulnerableError
 from layerkit.index import INDEX_STRATEGIES, PackageIndex, WheelCache, cache_dir, settings_from
 from layerkit.install import Installed, fetch, install, runtime_overlap_warning, shipped
 from layerkit.lock import LockedDist, LockedTarget
@@ -35,7 +37,7 @@ from layerkit.version import __version__
 log = logging.getLogger("layerkit")
 
 # Bump when the same inputs would produce different bytes, so cached artifacts are not reused.
-BUILD_FORMAT = 4
+BUILD_FORMAT = 5
 
 Reporter = Callable[[str, str], None]
 Locks = dict[str, LockedTarget]  # by target id
@@ -53,6 +55,8 @@ class Context:
     report: Reporter = field(default=lambda label, message: None)
     strategy: Strategy = Strategy.auto
     require_bytecode: bool = False  # no interpreter for a target's Python is an error
+    audit: bool = False  # check every lock against OSV before building (or [build] audit)
+    osv_db: Path | None = None  # OSV's offline export; None asks OSV's API
     _said: set[str] = field(default_factory=set, init=False, repr=False)
     _interpreters: dict[str, Interpreter | None] = field(
         default_factory=dict, init=False, repr=False
@@ -92,6 +96,8 @@ class Context:
         network: str | None = None,
         require_bytecode: bool = False,
         index_strategy: str | None = None,
+        audit: bool = False,
+        osv_db: Path | None = None,
     ) -> Context:
         from uv import find_uv_bin
 
@@ -112,6 +118,8 @@ class Context:
             report=report or (lambda label, message: None),
             strategy=strategy,
             require_bytecode=require_bytecode,
+            audit=audit,
+            osv_db=osv_db,
         )
 
 
@@ -283,6 +291,8 @@ def build_recipe(
     locks = lock_recipe(
         recipe, ctx, check=locked, upgrade=upgrade, upgrade_packages=upgrade_packages
     )
+    if ctx.audit or recipe.build.audit:
+        _refuse_vulnerable(recipe, locks, ctx)
     files = _recipe_files(recipe)
     artifacts = []
     for group in _groups(recipe, locks):
@@ -308,6 +318,9 @@ def build_recipe(
             artifact_cache.place(cached, dest)
             status = "built"
         assert summary is not None
+        sidecar = sbom.beside(dest)
+        if status != "unchanged" or not sidecar.exists():
+            _write_sidecar(dest, sidecar)
         files_count, unzipped, sha256 = summary
         ctx.report(group.artifact, status)
         zipped = dest.stat().st_size
@@ -326,6 +339,46 @@ def build_recipe(
             )
         )
     return artifacts
+
+
+def _refuse_vulnerable(recipe: Recipe, locks: Locks, ctx: Context) -> None:
+    """`build --audit`: no ZIP from a lock that ships a known vulnerability."""
+    from layerkit import osv
+
+    shipping = {
+        (dist.key, dist.version): target.id
+        for target in recipe.targets
+        for dist in shipped(locks[target.id].lock, recipe.exclude)
+    }
+    ctx.report(recipe.stem, f"checking {len(shipping)} distributions against OSV")
+    found = osv.source(ctx.osv_db, ctx.env, ctx.cache_root).advisories(shipping)
+    if not found:
+        return
+    lines = [
+        f"{name} {version} ({shipping[(name, version)]}): {a.id} ({a.severity})"
+        + (f", fixed in {', '.join(a.fixed)}" if a.fixed else ", no fixed version yet")
+        for (name, version), advisories in sorted(found.items())
+        for a in advisories
+    ]
+    upgrades = " ".join(f"--upgrade-package {name}" for name in sorted({n for n, _ in found}))
+    raise VulnerableError(
+        f"{recipe.path}: the lock ships known vulnerabilities, so nothing was built: "
+        f"{'; '.join(lines)}. Upgrade them (`layerkit lock {recipe.stem} {upgrades}`, with "
+        "a fixed version allowed by the requirements), or build without "
+        "--audit and `[build] audit`."
+    )
+
+
+def _write_sidecar(zip_path: Path, sidecar: Path) -> None:
+    """dist/NAME.cdx.json: the SBOM inside the ZIP, for scanners that read files."""
+    import zipfile
+
+    with zipfile.ZipFile(zip_path) as layer:
+        text = sbom.read_from(layer)
+    if text is not None:
+        temporary = sidecar.with_name(sidecar.name + ".tmp")
+        temporary.write_bytes(text)
+        temporary.replace(sidecar)
 
 
 def _compilers(
@@ -466,11 +519,15 @@ def _assemble(
 
     generated = [(f.path, f.source.read_bytes(), f.mode) for f in files]
     built_with = {t: backend.name for t, backend in chosen.items()}
-    layer_manifest = _manifest(recipe, group, locks, installs, files, key, built_with, compilers)
+    layer_manifest = _manifest(
+        recipe, group, locks, installs, files, key, built_with, compilers, _sdists(plan, found)
+    )
     # What the layer adds to a function's 250 MiB, the manifest itself aside: audits read it.
     content = sum(e.size for e in entries) + sum(len(data) for _, data, _ in generated)
     layer_manifest = dataclasses.replace(layer_manifest, unzipped_bytes=content)
     generated.append((manifest.path_for(recipe.name), manifest.dumps(layer_manifest), 0o644))
+    bom = sbom.make(layer_manifest)
+    generated.append((sbom.path_for(recipe.name), sbom.dumps(bom), 0o644))
     unzipped = sum(e.size for e in entries) + sum(len(data) for _, data, _ in generated)
     sizes: dict[str, int] = {}
     for dists in installs.all():
@@ -481,6 +538,19 @@ def _assemble(
     ctx.report(group.artifact, "zipping")
     entries += archive.compress_all(generated)
     return len(entries), unzipped, archive.write(entries, dest)
+
+
+def _sdists(
+    plan: list[tuple[Target, LockedDist]], found: dict[tuple[str, str], Path]
+) -> dict[tuple[str, str], tuple[str, str]]:
+    """(file name, SHA-256) of each sdist compiled for this layer, by (target id, name):
+    the manifest and the SBOM name the exact file, as they do a wheel."""
+    sdists = {}
+    for target, dist in plan:
+        path = found[(target.id, dist.key)]
+        if path.suffix != ".whl":
+            sdists[(target.id, dist.key)] = (path.name, archive.sha256_of(path))
+    return sdists
 
 
 def _install(
@@ -557,6 +627,7 @@ def _manifest(
     key: str,
     built_with: dict[str, str],
     compilers: dict[str, Compiler],
+    sdists: dict[tuple[str, str], tuple[str, str]],
 ) -> manifest.LayerManifest:
     targets = {}
     shared = {i.name for i in installs.shared}
@@ -578,6 +649,8 @@ def _manifest(
                     sha256=d.sha256,
                     top_level=d.top_level,
                     site_packages="python" if d.name in shared else site,
+                    sdist=sdists.get((target.id, canonicalize_name(d.name)), ("", ""))[0],
+                    sdist_sha256=sdists.get((target.id, canonicalize_name(d.name)), ("", ""))[1],
                 )
                 for d in sorted(installs.of(target), key=lambda d: d.name.lower())
             ),

@@ -50,6 +50,8 @@ def _context(
     network: str | None = None,
     require_bytecode: bool = False,
     index_strategy: IndexStrategy | None = None,
+    audit: bool = False,
+    osv_db: Path | None = None,
 ) -> Context:
     return Context.from_environment(
         os.environ,
@@ -62,6 +64,8 @@ def _context(
         network=network,
         require_bytecode=require_bytecode,
         index_strategy=index_strategy.value if index_strategy else None,
+        audit=audit,
+        osv_db=osv_db,
     )
 
 
@@ -130,6 +134,8 @@ def build(
     runtime_image: opt.RuntimeImage = None,
     native: opt.Native = False,
     require_bytecode: opt.RequireBytecode = False,
+    audit: opt.BuildAudit = False,
+    osv_db: opt.OsvDb = None,
     registry_path: opt.RegistryPath = None,
     as_json: opt.AsJson = False,
 ) -> None:
@@ -138,7 +144,7 @@ def build(
     with render.reporting(as_json) as reporter:
         ctx = _context(
             reporter, index_url, extra_index_url, ca_bundle, strategy, image, network,
-            require_bytecode, index_strategy,
+            require_bytecode, index_strategy, audit, osv_db,
         )  # fmt: skip
         artifacts = build_all(
             loaded, ctx, out_dir, _registry_path(registry_path), locked=locked,
@@ -302,20 +308,27 @@ def audit(
     organization: opt.Organization = False,
     role_name: opt.RoleName = "OrganizationAccountAccessRole",
     package: opt.Package = None,
+    vulnerabilities: opt.Vulnerabilities = False,
+    osv_db: opt.OsvDb = None,
     fail_on: opt.FailOn = None,
     registry_path: opt.RegistryPath = None,
     as_json: opt.AsJson = False,
     as_csv: opt.AsCsv = False,
 ) -> None:
     """Which functions, in which regions and accounts, use which layer versions."""
+    from layerkit import osv
     from layerkit.audit import gates, run
     from layerkit.index import cache_dir
     from layerkit.registry import Registry
 
     gated = gates(fail_on)
+    cache_root = cache_dir(os.environ)
+    source = None
+    if vulnerabilities or osv_db or "vulnerable" in gated:
+        source = osv.source(osv_db, dict(os.environ), cache_root)  # reads --osv-db now
     scope = _scope(region, profile, role_arn, organization, role_name)
     registry = Registry(_registry_path(registry_path))
-    done = run(scope, registry, cache_dir(os.environ), package, gated)
+    done = run(scope, registry, cache_root, package, gated, vulnerabilities=source)
     render.audited(done, as_json, as_csv)
     if done.gated:
         render.err.print(f"audit: found {', '.join(done.gated)} (--fail-on)")
@@ -389,6 +402,26 @@ def inspect(
     render.inspection(report, as_json)
     if report["problems"]:
         raise typer.Exit(ExitCode.CANNOT_BUILD)
+
+
+@app.command()
+def sbom(
+    layer: opt.LayerRef,
+    fmt: opt.SbomFormat = "json",
+    registry_path: opt.RegistryPath = None,
+) -> None:
+    """Print a layer's CycloneDX 1.6 SBOM: from a ZIP, or a published NAME[:VERSION]."""
+    from layerkit import sbom as boms
+
+    if fmt not in boms.FORMATS:
+        raise typer.BadParameter(f"{fmt!r}: use json or xml.", param_hint="--format")
+    if Path(layer).suffix == ".zip" or Path(layer).exists():
+        text = boms.of_zip(Path(layer), fmt)
+    else:
+        from layerkit.registry import Registry
+
+        text = boms.of_version(Registry(_registry_path(registry_path)).version(layer), fmt)
+    render.raw(text)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -18,7 +18,8 @@ class ExitCode(IntEnum):
     INTEGRITY = 4  # a downloaded or cached file does not match the lock's hash
     TOOL = 5  # a tool, Docker or the network failed (uv, the engine, the package index)
     AWS = 6  # AWS refused or failed (a region, an account)
-    GATE = 7  # `audit --fail-on` found what it gates on; `rollout` refused a change
+    GATE = 7  # `audit --fail-on` found what it gates on; `rollout` refused a change;
+    # `build --audit` found a known vulnerability
 
 
 class LayerkitError(Exception):
@@ -87,6 +88,18 @@ class ResolutionError(BuildError):
 
 class QuotaError(BuildError):
     pass
+
+
+class OsvError(LayerkitError):
+    """OSV's API (or its mirror) did not answer, or answered nonsense."""
+
+    exit_code = ExitCode.TOOL
+
+
+class VulnerableError(LayerkitError):
+    """`build --audit` found a known vulnerability in what the lock ships."""
+
+    exit_code = ExitCode.GATE
 
 
 class IntegrityError(LayerkitError):

@@ -34,6 +34,8 @@ class Distribution:
     sha256: str = ""  # of the wheel; empty when compiled from an sdist in the build image
     top_level: tuple[str, ...] = ()
     site_packages: str | None = None  # where it is installed; None in older manifests
+    sdist: str = ""  # the sdist it was compiled from in the build image, with its SHA-256
+    sdist_sha256: str = ""
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -43,6 +45,8 @@ class Distribution:
         }  # fmt: skip
         if self.site_packages is not None:
             data["site_packages"] = self.site_packages
+        if self.sdist:
+            data["sdist"], data["sdist_sha256"] = self.sdist, self.sdist_sha256
         return data
 
     @classmethod
@@ -56,6 +60,8 @@ class Distribution:
             sha256=str(data.get("sha256", "")),
             top_level=tuple(data.get("top_level", ())),
             site_packages=data.get("site_packages"),
+            sdist=str(data.get("sdist", "")),
+            sdist_sha256=str(data.get("sdist_sha256", "")),
         )
 
 
@@ -193,7 +199,10 @@ def read_from(archive: zipfile.ZipFile) -> LayerManifest | None:
     names = [
         n
         for n in archive.namelist()
-        if n.startswith(f"{MANIFEST_DIR}/") and n.endswith(".json") and n.count("/") == 1
+        if n.startswith(f"{MANIFEST_DIR}/")
+        and n.endswith(".json")
+        and n.count("/") == 1
+        and not n.endswith(".cdx.json")  # the SBOM beside it (sbom.py)
     ]
     if len(names) != 1:
         return None

@@ -110,7 +110,7 @@ FailOn = Annotated[
     str | None,
     typer.Option(
         help="Exit 7 when found (any of): outdated, deleted, oversize, incompatible, "
-        "deprecated, shadowed."
+        "deprecated, shadowed, vulnerable (which checks --vulnerabilities)."
     ),
 ]
 AsCsv = Annotated[bool, typer.Option("--csv", help="Print every reference as CSV.")]
@@ -148,5 +148,36 @@ IndexStrategy = Annotated[
         help="first-index (default): each project from the first index that has it, against "
         "dependency confusion. unsafe-best-match: any version from any index. Or set "
         "LAYERKIT_INDEX_STRATEGY (read by every command).",
+    ),
+]
+Vulnerabilities = Annotated[
+    bool,
+    typer.Option(
+        "--vulnerabilities",
+        help="Check every distribution of every layer version in use against OSV.",
+    ),
+]
+OsvDb = Annotated[
+    Path | None,
+    typer.Option(
+        "--osv-db",
+        help="Check offline against OSV's PyPI export (a folder of advisories, or all.zip) "
+        "instead of OSV's API (LAYERKIT_OSV_URL for a mirror).",
+    ),
+]
+BuildAudit = Annotated[
+    bool,
+    typer.Option(
+        "--audit",
+        help="Refuse to build (exit 7) when a lock ships a known vulnerability (OSV); "
+        "also `[build] audit = true` in a recipe.",
+    ),
+]
+SbomFormat = Annotated[str, typer.Option("--format", help="json or xml (CycloneDX 1.6).")]
+LayerRef = Annotated[
+    str,
+    typer.Argument(
+        help="A layer ZIP, or a published layer as the registry records it: NAME (its newest "
+        "version) or NAME:VERSION."
     ),
 ]

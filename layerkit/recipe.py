@@ -59,6 +59,7 @@ class BuildSettings:
     # The build image per target; {runtime}, {python} and {arch} are filled in.
     image: str = "public.ecr.aws/sam/build-{runtime}:latest-{arch}"
     network: str | None = None  # a Docker network mode for build containers, e.g. "host"
+    audit: bool = False  # check the lock against OSV before building (as `build --audit`)
 
 
 @dataclass(frozen=True)
@@ -123,7 +124,7 @@ _SCHEMA: dict[str, set[str]] = {
         "exclude-runtime-provided",
         "no-binary",
     },
-    "build": {"image", "network"},
+    "build": {"image", "network", "audit"},
     "publish": {"regions", "principals", "organization", "parameter", "s3-bucket"},
     "slim": {"tests", "stubs", "strip", "keep", "bytecode"},
     "files": {"source", "target"},
@@ -298,7 +299,11 @@ def load(path: Path, today: Callable[[], datetime.date] = datetime.date.today) -
             "build.image",
             f"{image!r} may use only the placeholders {{runtime}}, {{python}} and {{arch}}.",
         ) from None
-    build = BuildSettings(image, reader.get(build_table, "build", "network", str))
+    build = BuildSettings(
+        image,
+        reader.get(build_table, "build", "network", str),
+        reader.get(build_table, "build", "audit", bool, False),
+    )
 
     publish = _publish(reader)
 

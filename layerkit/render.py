@@ -54,6 +54,12 @@ def print_json(data: Any) -> None:
     sys.stdout.write(redact(json.dumps(data, indent=2)) + "\n")
 
 
+def raw(data: bytes) -> None:
+    """A document as it is (an SBOM): no redaction, no wrapping."""
+    sys.stdout.buffer.write(data)
+    sys.stdout.flush()
+
+
 def line(text: str) -> None:
     out.print(redact(text), markup=False, highlight=False)
 
@@ -263,6 +269,7 @@ def audit(rep: Report) -> None:
         ("package matches", [f"{r['function']}:{r['version']} ({r['region']}) via {r['arn']}: "
                              f"{r['package']} {r['package_version']}" for r in rep.matches]),
         *((kind, [_finding(f) for f in rep.of_kind(kind)]) for kind in KINDS),
+        ("vulnerable", [_vulnerable(v) for v in rep.vulnerable]),
     ]  # fmt: skip
     for title, lines in sections:
         if lines:
@@ -271,6 +278,17 @@ def audit(rep: Report) -> None:
                 line(f"  {text}")
     freed = sum(r.get("size", 0) for r in rep.unused)
     out.print(f"unused versions take {mib(freed)} of code storage")
+
+
+def _vulnerable(v: dict[str, Any]) -> str:
+    fixed = f"fixed in {', '.join(v['fixed'])}" if v["fixed"] else "no fixed version yet"
+    functions = [f"{f['function']}:{f['qualifier']} ({f['account']} {f['region']})"
+                 for f in v["functions"]]  # fmt: skip
+    shown = ", ".join(functions[:5]) + (f" … +{len(functions) - 5}" if len(functions) > 5 else "")
+    return (
+        f"{v['id']} ({v['severity']}) {v['package']} {v['version']}, {fixed}: "
+        f"{len(v['layers'])} layer versions, {len(functions)} functions: {shown or 'none'}"
+    )
 
 
 def _finding(f: Finding) -> str:
@@ -285,7 +303,12 @@ def audit_csv(rep: Report) -> None:
     import csv
 
     columns = ["account", "region", "function", "version", "layer", "owner",
-               "layer_version", "status", "behind", "arn", "findings", "reasons"]  # fmt: skip
+               "layer_version", "status", "behind", "arn", "findings", "reasons",
+               "vulnerabilities"]  # fmt: skip
+    advisories: dict[str, list[str]] = {}
+    for v in rep.vulnerable:
+        for arn in v["layers"]:
+            advisories.setdefault(arn, []).append(f"{v['id']} {v['package']} {v['version']}")
     about: dict[tuple[str, str, str, str], list[Finding]] = {}
     for f in rep.findings:
         about.setdefault((f.account, f.region, f.function, f.qualifier), []).append(f)
@@ -299,7 +322,12 @@ def audit_csv(rep: Report) -> None:
         ]
         kinds = sorted({f.kind for f in found})
         writer.writerow(
-            {**r, "findings": ";".join(kinds), "reasons": " | ".join(f.reason for f in found)}
+            {
+                **r,
+                "findings": ";".join(kinds),
+                "reasons": " | ".join(f.reason for f in found),
+                "vulnerabilities": ";".join(advisories.get(r["arn"], [])),
+            }
         )
 
 

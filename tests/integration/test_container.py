@@ -80,6 +80,14 @@ def test_a_c_extension_is_compiled_in_the_image_and_imports_there(project: Path)
               ["python3.11-x86_64"]["distributions"]}  # fmt: skip
     assert wheels["markupsafe"].endswith("-cp311-cp311-linux_x86_64.whl")  # built here
     assert layer_manifest(project, artifact)["targets"]["python3.11-x86_64"]["built_with"] == IMAGE
+    # The SBOM names the sdist it was compiled from, by the hash the lock pinned.
+    with zipfile.ZipFile(zip_path) as zipped:
+        bom = json.loads(zipped.read("layerkit/demo.cdx.json"))
+    [component] = [c for c in bom["components"] if c["name"].lower() == "markupsafe"]
+    [pinned] = [d for d in lock.dists if d.key == "markupsafe"]
+    assert component["hashes"][0]["content"] in pinned.hashes
+    files = [p["value"] for p in component["properties"] if p["name"] == "layerkit:file"]
+    assert files[0].endswith(".tar.gz")
 
     verified = layerkit("verify", str(zip_path), "--runtime-image", IMAGE, "--json", cwd=project)
     [report] = json.loads(verified.stdout)
