@@ -1,0 +1,197 @@
+"""Whether the layers attached to a function can serve it.
+
+A layer "works" for a function only when the function's runtime, architecture and Python
+version find something in it: Lambda attaches any layer to any function and says nothing.
+What a layer declares (`CompatibleRuntimes`, `CompatibleArchitectures`) is read from Lambda;
+what layerkit built is known better, from its manifest: the architecture of its shared
+objects and the trees each Python version imports. The same checks serve `audit` (what is
+attached) and `rollout` (what is about to be).
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from packaging.utils import canonicalize_name
+
+from layerkit.gateways import FunctionVersion, LayerVersion
+from layerkit.manifest import LayerManifest
+from layerkit.quota import UNZIPPED_LIMIT
+from layerkit.targets import RETIRED_RUNTIMES, RUNTIMES
+
+LAYERS_PER_FUNCTION = 5
+KINDS = ("incompatible", "deprecated", "shadowed")
+
+
+@dataclass(frozen=True)
+class Finding:
+    kind: str  # one of KINDS
+    account: str
+    region: str
+    function: str
+    qualifier: str  # the function version
+    aliases: tuple[str, ...]  # the aliases serving (or canarying) that version
+    layer: str  # the layer version ARN; empty when about the function itself
+    reason: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind, "account": self.account, "region": self.region,
+            "function": self.function, "qualifier": self.qualifier,
+            "aliases": list(self.aliases), "layer": self.layer, "reason": self.reason,
+        }  # fmt: skip
+
+
+def python_of(runtime: str) -> str | None:
+    """'3.12' for python3.12; None for any other runtime."""
+    if not runtime.startswith("python3."):
+        return None
+    return runtime.removeprefix("python")
+
+
+def deprecated_on(runtime: str) -> datetime.date | None:
+    known = RUNTIMES.get(runtime)
+    return known.deprecated if known else RETIRED_RUNTIMES.get(runtime)
+
+
+def _past(runtime: str, today: datetime.date) -> bool:
+    date = deprecated_on(runtime)
+    return date is not None and date <= today
+
+
+def incompatible(
+    fn: FunctionVersion, declared: LayerVersion | None, manifest: LayerManifest | None
+) -> list[str]:
+    """Why this layer cannot serve this function; empty when nothing says it cannot."""
+    reasons = []
+    if declared and declared.architectures and fn.architecture not in declared.architectures:
+        reasons.append(
+            f"the function runs on {fn.architecture}; the layer is for "
+            f"{', '.join(declared.architectures)} (CompatibleArchitectures)"
+        )
+    if declared and declared.runtimes and fn.runtime not in declared.runtimes:
+        reasons.append(
+            f"the function runs {fn.runtime or 'a container image'}; the layer is for "
+            f"{', '.join(declared.runtimes)} (CompatibleRuntimes)"
+        )
+    if manifest is None:
+        return reasons
+    if manifest.architectures and fn.architecture not in manifest.architectures and not reasons:
+        reasons.append(
+            f"the function runs on {fn.architecture}; the layer's shared objects are built "
+            f"for {', '.join(manifest.architectures)}"
+        )
+    python = python_of(fn.runtime)
+    trees = {t.site_packages for t in manifest.targets.values()} | {
+        d.site_packages or "python" for t in manifest.targets.values() for d in t.distributions
+    }
+    imported = {"python", f"python/lib/python{python}/site-packages"}
+    if python and manifest.targets and not trees & imported:
+        built_for = ", ".join(sorted(trees))
+        reasons.append(
+            f"Python {python} imports python/ and python/lib/python{python}/site-packages; "
+            f"the layer's packages are only in {built_for}, so the function cannot import them"
+        )
+    return reasons
+
+
+def shadowed(
+    layers: Sequence[str], manifests: Mapping[str, LayerManifest], python: str | None
+) -> list[tuple[str, str]]:
+    """(layer ARN, reason) for each distribution two layers of one function ship, and each
+    layer replacing the runtime's boto3/botocore. Lambda extracts layers in order into /opt,
+    a later one over an earlier one; a version's own site-packages comes before python/."""
+    own_tree = f"python/lib/python{python}/site-packages"
+    seen: dict[str, tuple[str, str, str]] = {}  # name -> (arn, version, tree)
+    found = []
+    for arn in layers:
+        manifest = manifests.get(arn)
+        if manifest is None:
+            continue
+        for key, dist in manifest.distributions().items():
+            tree = dist.site_packages or "python"
+            if python and tree.startswith("python/lib/") and tree != own_tree:
+                continue  # another Python version's tree: this function never imports it
+            if canonicalize_name(key) in {"boto3", "botocore"}:
+                reason = f"ships {dist.name} {dist.version}, which replaces the runtime's copy"
+                found.append((arn, reason))
+            if key in seen:
+                first_arn, first_version, first_tree = seen[key]
+                winner = arn
+                if first_tree == own_tree and tree != own_tree:
+                    winner = first_arn  # the version's own tree comes first on sys.path
+                reason = (
+                    f"{dist.name} {first_version} in {first_arn} and {dist.version} in {arn}: "
+                    f"{winner}'s copy is imported"
+                )
+                found.append((arn, reason))
+            else:
+                seen[key] = (arn, dist.version, tree)
+    return found
+
+
+def problems_with(
+    fn: FunctionVersion,
+    layers: Sequence[str],
+    declared: Mapping[str, LayerVersion],
+    manifests: Mapping[str, LayerManifest],
+    unzipped: Mapping[str, int],
+) -> list[str]:
+    """Why `layers` cannot be attached to `fn`: rollout refuses a change that has any."""
+    problems = []
+    for arn in layers:
+        for reason in incompatible(fn, declared.get(arn), manifests.get(arn)):
+            problems.append(f"{arn}: {reason}")
+    if len(layers) > LAYERS_PER_FUNCTION:
+        problems.append(f"{len(layers)} layers; Lambda allows {LAYERS_PER_FUNCTION}")
+    known = sum(unzipped[arn] for arn in layers if arn in unzipped)
+    if known > UNZIPPED_LIMIT:
+        problems.append(
+            f"the layers' known unzipped size is {known:,} bytes, over Lambda's "
+            f"{UNZIPPED_LIMIT:,} for a function and its layers"
+        )
+    return problems
+
+
+def findings(
+    functions: Sequence[FunctionVersion],
+    aliases: Mapping[tuple[str, str, str], tuple[str, ...]],
+    declared: Mapping[str, LayerVersion],
+    manifests: Mapping[str, LayerManifest],
+    today: datetime.date,
+) -> list[Finding]:
+    """Every attach-time finding for these function versions. `aliases`: (region,
+    function, version) -> the aliases serving it."""
+    found = []
+    for fn in functions:
+        serving = aliases.get((fn.region, fn.name, fn.version), ())
+
+        def finding(
+            kind: str,
+            layer: str,
+            reason: str,
+            fn: FunctionVersion = fn,
+            serving: tuple[str, ...] = serving,
+        ) -> Finding:
+            return Finding(kind, fn.account, fn.region, fn.name, fn.version, serving, layer, reason)
+
+        for arn in fn.layers:
+            for reason in incompatible(fn, declared.get(arn), manifests.get(arn)):
+                found.append(finding("incompatible", arn, reason))
+            layer = declared.get(arn)
+            if layer and layer.runtimes and all(_past(r, today) for r in layer.runtimes):
+                runtimes = ", ".join(layer.runtimes)
+                reason = f"every runtime the layer declares ({runtimes}) is deprecated"
+                found.append(finding("deprecated", arn, reason))
+        if _past(fn.runtime, today):
+            reason = (
+                f"{fn.runtime} was deprecated on {deprecated_on(fn.runtime)}: move the "
+                "function to a supported runtime, and its layers with it"
+            )
+            found.append(finding("deprecated", "", reason))
+        for arn, reason in shadowed(fn.layers, manifests, python_of(fn.runtime)):
+            found.append(finding("shadowed", arn, reason))
+    return found

@@ -1,0 +1,250 @@
+"""Where a target is resolved and installed: from wheels on this host, or in its build image.
+
+The choice is made once per target (`choose`) and then asked, never re-derived: the build
+key and the manifest record its `name`, the installer asks it to compile what has no wheel,
+and bytecode falls back to its interpreter. pypa/build picks `_PipBackend`/`_UvBackend`
+the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from layerkit import lock
+from layerkit.bytecode import Compiler, ImageCompiler
+from layerkit.container import (
+    DOCKER_ARCHITECTURES,
+    BuildContainer,
+    ContainerEngine,
+    DockerEngine,
+    Run,
+)
+from layerkit.errors import ArchitectureError, ContainerError, NoFittingWheelError, ResolutionError
+from layerkit.index import IndexSettings
+from layerkit.install import Installed, install_in_container
+from layerkit.lock import Lock, LockedDist
+from layerkit.recipe import BuildSettings, Recipe, Slim
+from layerkit.settings import cascade
+from layerkit.targets import Target
+
+if TYPE_CHECKING:
+    from layerkit.build import Context
+
+log = logging.getLogger("layerkit")
+
+
+class Strategy(str, Enum):
+    """Where targets are resolved and installed: chosen once, per command."""
+
+    auto = "auto"  # wheels on the host; the build image when something must be compiled
+    wheels = "wheels"  # fitting wheels only, no Docker
+    container = "container"  # resolve and compile in the target's build image
+
+
+class Backend(Protocol):
+    """How one target's distributions get installed."""
+
+    @property
+    def name(self) -> str:
+        """'wheels' or the build image: part of the build key and the manifest."""
+
+    @property
+    def why(self) -> str:
+        """Why this backend, for the build log."""
+
+    @property
+    def builds_sdists(self) -> bool:
+        """Whether distributions without a fitting wheel can be built from source."""
+
+    def compile_sdists(
+        self, target: Target, files: dict[str, Path], dists: list[LockedDist], site: str, slim: Slim
+    ) -> list[Installed]:
+        """Build and install what has no wheel; wheels are unpacked on the host either way."""
+
+    def compiler(self) -> Compiler | None:
+        """A bytecode compiler of the target's Python when the host has none."""
+
+
+@dataclass(frozen=True)
+class Wheels:
+    why: str
+    name: str = "wheels"
+    builds_sdists: bool = False
+
+    def compile_sdists(
+        self, target: Target, files: dict[str, Path], dists: list[LockedDist], site: str, slim: Slim
+    ) -> list[Installed]:
+        raise AssertionError("fetch picks sdists only for backends that build them")
+
+    def compiler(self) -> Compiler | None:
+        return None
+
+
+@dataclass(frozen=True)
+class InContainer:
+    container: BuildContainer
+    why: str
+    cache_root: Path  # where compiled wheels are kept
+    builds_sdists: bool = True
+
+    @property
+    def name(self) -> str:
+        return self.container.image
+
+    def compile_sdists(
+        self, target: Target, files: dict[str, Path], dists: list[LockedDist], site: str, slim: Slim
+    ) -> list[Installed]:
+        return install_in_container(
+            target.id, files, dists, self.container, site, slim, self.cache_root
+        )
+
+    def compiler(self) -> Compiler | None:
+        return ImageCompiler(self.container)
+
+
+@dataclass
+class Containers:
+    """The build containers of one command: which image serves a target, and whether the
+    engine can run its platform (asked once per platform, as emulation may be missing)."""
+
+    env: Mapping[str, str]
+    cache_root: Path
+    index: IndexSettings
+    image: str | None = None  # overrides the recipe's [build] image
+    network: str | None = None  # overrides the recipe's [build] network
+    connect: Callable[[Mapping[str, str]], ContainerEngine] = DockerEngine.connect
+    _engine: ContainerEngine | None = field(default=None, init=False, repr=False)
+    _runs_on: dict[str, bool] = field(default_factory=dict, init=False, repr=False)
+
+    def engine(self) -> ContainerEngine:
+        if self._engine is None:
+            self._engine = self.connect(self.env)
+        return self._engine
+
+    def for_target(self, recipe: Recipe, target: Target) -> BuildContainer:
+        """The target's build container; ContainerError when there can be none."""
+        engine = self.engine()
+        template = cascade(flag=self.image, recipe=recipe.build.image) or BuildSettings.image
+        runtime = target.runtime
+        image = template.format(
+            runtime=runtime.name, python=runtime.python_version, arch=target.architecture
+        )
+        wanted = DOCKER_ARCHITECTURES[target.architecture]
+        found = engine.image_architecture(image)
+        if found != wanted:
+            raise ArchitectureError(
+                f"{image} is built for {found}, but {target.id} needs {wanted}: name an "
+                f"image for {wanted} with --image"
+            )
+        platform_name = f"linux/{wanted}"
+        if platform_name not in self._runs_on:
+            # Another architecture runs only under emulation (binfmt/QEMU): try it once.
+            try:
+                engine.run(Run(image, "true", platform=platform_name, what="a test run"))
+                self._runs_on[platform_name] = True
+            except ContainerError:
+                self._runs_on[platform_name] = False
+        if not self._runs_on[platform_name]:
+            raise ArchitectureError(
+                f"this Docker engine cannot run {platform_name} containers (no binfmt/QEMU "
+                "emulation)"
+            )
+        cert = self.index.cert
+        return BuildContainer(
+            engine=engine,
+            image=image,
+            python=target.runtime.python_version,
+            platform=platform_name,
+            network=cascade(flag=self.network, recipe=recipe.build.network),
+            pip_cache=self.cache_root / "pip" / re.sub(r"[^A-Za-z0-9_.-]", "_", image),
+            ca_bundle=Path(cert) if cert else None,
+            index_env=self.index.pip_env(),
+        )
+
+
+def _container_for(
+    recipe: Recipe, target: Target, ctx: Context, *, required: bool
+) -> BuildContainer | None:
+    """The target's build container, or None when wheels must do instead.
+
+    An engine that cannot run the target's architecture is never fatal, unless the recipe
+    compiles something (no-binary): it is said, and the target is built from wheels. Any
+    other failure (no engine, no image) is fatal only when a container is required.
+    """
+    try:
+        return ctx.containers.for_target(recipe, target)
+    except ArchitectureError as exc:
+        if recipe.no_binary:
+            raise
+        if ctx.first_time(f"architecture {target.id}"):
+            log.warning("%s: %s; building %s from wheels", recipe.stem, exc, target.id)
+    except ContainerError as exc:
+        if required:
+            raise
+        log.debug("no build container for %s: %s", target.id, exc)
+    return None
+
+
+def resolve(
+    recipe: Recipe,
+    target: Target,
+    ctx: Context,
+    upgrade: bool,
+    upgrade_packages: tuple[str, ...],
+) -> Lock:
+    """uv with wheels only, unless the recipe or the strategy needs the build image."""
+
+    def with_uv() -> Lock:
+        return lock.resolve(
+            recipe,
+            target,
+            ctx.index,
+            upgrade=upgrade,
+            upgrade_packages=upgrade_packages,
+            uv_binary=ctx.uv_binary,
+            env=ctx.env,
+        )
+
+    if ctx.strategy == Strategy.wheels or (ctx.strategy == Strategy.auto and not recipe.no_binary):
+        try:
+            return with_uv()
+        except (ResolutionError, NoFittingWheelError) as exc:
+            container = None
+            if ctx.strategy == Strategy.auto:
+                container = _container_for(recipe, target, ctx, required=False)
+            if container is None:
+                raise
+            log.info("%s: not everything has a wheel, resolving in the build image:\n%s",
+                     target.id, exc)  # fmt: skip
+    else:
+        container = _container_for(recipe, target, ctx, required=True)
+        if container is None:
+            return with_uv()
+    return lock.resolve_in_container(
+        recipe, target, container, upgrade=upgrade, upgrade_packages=upgrade_packages
+    )
+
+
+def choose(recipe: Recipe, target: Target, locked: Lock, ctx: Context) -> Backend:
+    """Where the target is installed, and why."""
+    if ctx.strategy == Strategy.wheels:
+        return Wheels("wheels, as asked (--strategy wheels)")
+    if recipe.no_binary:
+        why = f"compiling {', '.join(recipe.no_binary)} from source (no-binary)"
+    elif locked.strategy == "container":
+        why = "the lock was resolved in the build image"
+    elif ctx.strategy == Strategy.container:
+        why = "as asked (--strategy container)"
+    else:
+        return Wheels("wheels: every locked distribution has a wheel for the target")
+    required = ctx.strategy == Strategy.container or bool(recipe.no_binary)
+    container = _container_for(recipe, target, ctx, required=required)
+    if container is None:
+        return Wheels("wheels: no build container for this target")
+    return InContainer(container, f"{container.image}: {why}", ctx.cache_root)

@@ -1,0 +1,452 @@
+"""The command line: parse, call one core function, render. No logic lives here."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from layerkit import options as opt
+from layerkit import render
+from layerkit.backends import Strategy
+from layerkit.build import Context, build_all, lock_recipe
+from layerkit.errors import ExitCode, LayerkitError
+from layerkit.index import IndexStrategy
+from layerkit.inspection import inspect_layer
+from layerkit.quota import DIRECT_UPLOAD_LIMIT
+from layerkit.recipe import recipes_named
+
+if TYPE_CHECKING:
+    from layerkit.audit import Scope
+
+# The AWS, audit, registry and verify modules, and rich's tables and progress, are imported
+# by the commands that use them: a no-op build must finish in well under a second.
+
+app = typer.Typer(
+    name="layerkit",
+    help="Build, publish and audit AWS Lambda layers for Python.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    pretty_exceptions_show_locals=False,  # locals can hold credentials
+    add_completion=False,
+)
+_state = {"debug": False}
+
+
+def _context(
+    reporter: render.Reporter,
+    index_url: str | None = None,
+    extra_index_url: list[str] | None = None,
+    ca_bundle: str | None = None,
+    strategy: Strategy = Strategy.auto,
+    image: str | None = None,
+    network: str | None = None,
+    require_bytecode: bool = False,
+    index_strategy: IndexStrategy | None = None,
+    audit: bool = False,
+    osv_db: Path | None = None,
+) -> Context:
+    return Context.from_environment(
+        os.environ,
+        index_url=index_url,
+        extra_index_urls=tuple(extra_index_url or ()),
+        ca_bundle=ca_bundle,
+        report=reporter,
+        strategy=strategy,
+        image=image,
+        network=network,
+        require_bytecode=require_bytecode,
+        index_strategy=index_strategy.value if index_strategy else None,
+        audit=audit,
+        osv_db=osv_db,
+    )
+
+
+def _registry_path(flag: Path | None) -> Path:
+    from layerkit.registry import path_for
+
+    return path_for(flag, os.environ)
+
+
+@app.callback()
+def _main(
+    debug: Annotated[bool, typer.Option(help="Show tracebacks and every command run.")] = False,
+) -> None:
+    _state["debug"] = debug
+    logging.getLogger("layerkit").setLevel(logging.DEBUG if debug else logging.INFO)
+
+
+@app.command()
+def lock(
+    names: opt.RecipesArg = None,
+    recipes_dir: opt.RecipesDir = Path("recipes"),
+    check: opt.CheckOnly = False,
+    upgrade: opt.Upgrade = False,
+    upgrade_package: opt.UpgradePackage = None,
+    index_url: opt.IndexUrl = None,
+    extra_index_url: opt.ExtraIndexUrl = None,
+    ca_bundle: opt.CaBundle = None,
+    index_strategy: opt.IndexStrategy = None,
+    strategy: opt.StrategyOption = Strategy.auto,
+    image: opt.Image = None,
+    network: opt.Network = None,
+) -> None:
+    """Resolve recipes for their targets into lock files beside them."""
+    loaded = recipes_named(names, recipes_dir)
+    with render.reporting(False) as reporter:
+        ctx = _context(
+            reporter, index_url, extra_index_url, ca_bundle, strategy, image, network,
+            index_strategy=index_strategy,
+        )  # fmt: skip
+        for recipe in loaded:
+            lock_recipe(
+                recipe, ctx, check=check, refresh=not check, upgrade=upgrade,
+                upgrade_packages=tuple(upgrade_package or ()),
+            )  # fmt: skip
+    for recipe in loaded:
+        for target in recipe.targets:
+            render.out.print(f"{'fresh' if check else 'written'}: {recipe.lock_path(target)}")
+
+
+@app.command()
+def build(
+    names: opt.RecipesArg = None,
+    recipes_dir: opt.RecipesDir = Path("recipes"),
+    out_dir: opt.OutDir = Path("dist"),
+    locked: opt.Locked = False,
+    upgrade: opt.Upgrade = False,
+    upgrade_package: opt.UpgradePackage = None,
+    index_url: opt.IndexUrl = None,
+    extra_index_url: opt.ExtraIndexUrl = None,
+    ca_bundle: opt.CaBundle = None,
+    index_strategy: opt.IndexStrategy = None,
+    strategy: opt.StrategyOption = Strategy.auto,
+    image: opt.Image = None,
+    network: opt.Network = None,
+    verify: opt.Verify = False,
+    runtime_image: opt.RuntimeImage = None,
+    native: opt.Native = False,
+    require_bytecode: opt.RequireBytecode = False,
+    audit: opt.BuildAudit = False,
+    osv_db: opt.OsvDb = None,
+    registry_path: opt.RegistryPath = None,
+    as_json: opt.AsJson = False,
+) -> None:
+    """Build deterministic layer ZIPs from recipes, from fitting wheels or in a container."""
+    loaded = recipes_named(names, recipes_dir)
+    with render.reporting(as_json) as reporter:
+        ctx = _context(
+            reporter, index_url, extra_index_url, ca_bundle, strategy, image, network,
+            require_bytecode, index_strategy, audit, osv_db,
+        )  # fmt: skip
+        artifacts = build_all(
+            loaded, ctx, out_dir, _registry_path(registry_path), locked=locked,
+            upgrade=upgrade, upgrade_packages=tuple(upgrade_package or ()),
+        )  # fmt: skip
+    reports = None
+    if verify:
+        from layerkit.verify import verify_all
+
+        zips = [a.path for a in artifacts]
+        reports = verify_all(
+            zips, image=runtime_image, network=network, native=native, env=os.environ
+        )
+    render.built(artifacts, reports, as_json)
+    if not all(r["ok"] for r in reports or ()):
+        raise typer.Exit(ExitCode.CANNOT_BUILD)
+
+
+@app.command(name="verify")
+def verify_command(
+    layers: Annotated[list[str], typer.Argument(help="Layer ZIPs, or recipes to build first.")],
+    recipes_dir: opt.RecipesDir = Path("recipes"),
+    out_dir: opt.OutDir = Path("dist"),
+    runtime_image: opt.RuntimeImage = None,
+    network: opt.Network = None,
+    native: opt.Native = False,
+    as_json: opt.AsJson = False,
+) -> None:
+    """Import every module of a layer in the runtime it is for; exit 3 if any fails."""
+    from layerkit.verify import verify_all
+
+    zips = [Path(name) for name in layers if name.endswith(".zip")]
+    names = [name for name in layers if not name.endswith(".zip")]
+    if names:
+        with render.reporting(as_json) as reporter:
+            ctx = _context(reporter, network=network)
+            built = build_all(recipes_named(names, recipes_dir), ctx, out_dir, None)
+            zips += [a.path for a in built]
+    reports = verify_all(zips, image=runtime_image, network=network, native=native, env=os.environ)
+    render.verification(reports, as_json)
+    if not all(r["ok"] for r in reports):
+        raise typer.Exit(ExitCode.CANNOT_BUILD)
+
+
+@app.command()
+def publish(
+    layers: Annotated[
+        list[str] | None,
+        typer.Argument(help="Recipes (built with --locked if needed) or ZIPs from `build`."),
+    ] = None,
+    recipes_dir: opt.RecipesDir = Path("recipes"),
+    out_dir: opt.OutDir = Path("dist"),
+    region: opt.Regions = None,
+    profile: opt.Profile = None,
+    dry_run: opt.DryRun = False,
+    s3_bucket: opt.S3Bucket = None,
+    create_bucket: opt.CreateBucket = False,
+    direct_upload_limit: opt.DirectUploadLimit = DIRECT_UPLOAD_LIMIT,
+    require_bytecode: opt.RequireBytecode = False,
+    registry_path: opt.RegistryPath = None,
+    as_json: opt.AsJson = False,
+) -> None:
+    """Publish a layer version in every region, only where the content is new."""
+    from layerkit.aws import Clients
+    from layerkit.publish import run
+    from layerkit.registry import Registry
+
+    with render.reporting(as_json) as reporter:
+        done = run(
+            layers or [], recipes_dir=recipes_dir, out_dir=out_dir,
+            ctx=_context(reporter, require_bytecode=require_bytecode),
+            clients=Clients(profile=profile), regions=region, s3_bucket=s3_bucket,
+            dry_run=dry_run, create_bucket=create_bucket,
+            registry=Registry(_registry_path(registry_path)), direct_limit=direct_upload_limit,
+        )  # fmt: skip
+    render.published(done, dry_run, as_json)
+    if done.failed:
+        raise typer.Exit(ExitCode.AWS)
+
+
+registry_app = typer.Typer(help="The local record of builds and published versions.")
+app.add_typer(registry_app, name="registry")
+
+
+@registry_app.command("sync")
+def registry_sync(
+    region: opt.Regions = None,
+    profile: opt.Profile = None,
+    registry_path: opt.RegistryPath = None,
+    as_json: opt.AsJson = False,
+) -> None:
+    """Rebuild the registry's versions from the account: every layer, every version."""
+    from layerkit.aws import Clients
+    from layerkit.publish import regions_for
+    from layerkit.registry import Registry, sync
+
+    clients = Clients(profile=profile)
+    found = sync(regions_for(region, (), clients), clients)
+    Registry(_registry_path(registry_path)).record_versions(found)
+    render.synced(found, as_json)
+
+
+@app.command(name="ls")
+def list_versions(
+    layer: Annotated[str | None, typer.Argument(help="Only this layer.")] = None,
+    region: Annotated[str | None, typer.Option(help="Only this region.")] = None,
+    registry_path: opt.RegistryPath = None,
+    as_json: opt.AsJson = False,
+) -> None:
+    """Layers and versions per region, with sizes and content hashes (from the registry)."""
+    from layerkit.registry import Registry
+
+    found = Registry(_registry_path(registry_path)).versions(layer, region)
+    render.versions(found, as_json)
+
+
+@app.command()
+def show(
+    spec: Annotated[str, typer.Argument(help="NAME or NAME:VERSION")],
+    registry_path: opt.RegistryPath = None,
+    as_json: opt.AsJson = False,
+) -> None:
+    """A layer version: where it is published, and what it contains."""
+    from layerkit.registry import Registry
+
+    found = Registry(_registry_path(registry_path)).version(spec)
+    render.version_content(found, as_json)
+
+
+@app.command(name="diff")
+def diff_versions(
+    old: Annotated[str, typer.Argument(help="NAME:A")],
+    new: Annotated[str, typer.Argument(help="NAME:B")],
+    registry_path: opt.RegistryPath = None,
+    as_json: opt.AsJson = False,
+) -> None:
+    """Distributions added, removed, upgraded and downgraded between two versions."""
+    from layerkit.registry import Registry
+
+    changes = Registry(_registry_path(registry_path)).diff(old, new)
+    render.changes(changes, as_json)
+
+
+def _scope(
+    region: list[str] | None,
+    profile: str | None,
+    role_arn: list[str] | None,
+    organization: bool = False,
+    role_name: str = "OrganizationAccountAccessRole",
+) -> Scope:
+    from layerkit.audit import Scope
+
+    return Scope(profile, tuple(role_arn or ()), organization, role_name, tuple(region or ()))
+
+
+@app.command()
+def audit(
+    region: opt.Regions = None,
+    profile: opt.Profile = None,
+    role_arn: opt.RoleArns = None,
+    organization: opt.Organization = False,
+    role_name: opt.RoleName = "OrganizationAccountAccessRole",
+    package: opt.Package = None,
+    vulnerabilities: opt.Vulnerabilities = False,
+    osv_db: opt.OsvDb = None,
+    fail_on: opt.FailOn = None,
+    registry_path: opt.RegistryPath = None,
+    as_json: opt.AsJson = False,
+    as_csv: opt.AsCsv = False,
+) -> None:
+    """Which functions, in which regions and accounts, use which layer versions."""
+    from layerkit import osv
+    from layerkit.audit import gates, run
+    from layerkit.index import cache_dir
+    from layerkit.registry import Registry
+
+    gated = gates(fail_on)
+    cache_root = cache_dir(os.environ)
+    source = None
+    if vulnerabilities or osv_db or "vulnerable" in gated:
+        source = osv.source(osv_db, dict(os.environ), cache_root)  # reads --osv-db now
+    scope = _scope(region, profile, role_arn, organization, role_name)
+    registry = Registry(_registry_path(registry_path))
+    done = run(scope, registry, cache_root, package, gated, vulnerabilities=source)
+    render.audited(done, as_json, as_csv)
+    if done.gated:
+        render.err.print(f"audit: found {', '.join(done.gated)} (--fail-on)")
+        raise typer.Exit(ExitCode.GATE)
+    if done.report.failures:
+        raise typer.Exit(ExitCode.AWS)
+
+
+@app.command()
+def rollout(
+    layer: opt.LayerName,
+    to: opt.ToVersion = None,
+    region: opt.Regions = None,
+    profile: opt.Profile = None,
+    role_arn: opt.RoleArns = None,
+    only: opt.Only = None,
+    exclude: opt.Exclude = None,
+    parallel: opt.Parallel = 1,
+    dry_run: opt.DryRun = False,
+    aliases: opt.Aliases = False,
+    canary: opt.Canary = None,
+    promote: opt.Promote = False,
+    abort: opt.Abort = False,
+    registry_path: opt.RegistryPath = None,
+    as_json: opt.AsJson = False,
+) -> None:
+    """Move functions on an older version of a layer to a newer one, keeping the rest;
+    with --aliases, the aliases serving traffic too (optionally as a canary first)."""
+    from layerkit.registry import Registry
+    from layerkit.rollout import Mode, run
+
+    mode = Mode(aliases or promote or abort or canary is not None, canary, promote, abort)
+    results = run(
+        _scope(region, profile, role_arn), layer, to, set(only or ()), set(exclude or ()),
+        parallel, dry_run, Registry(_registry_path(registry_path)), mode,
+    )  # fmt: skip
+    render.rollout(results, layer, as_json)
+    if any(r["status"] == "failed" for r in results):
+        raise typer.Exit(ExitCode.AWS)
+    if any(r["status"] == "refused" for r in results):
+        raise typer.Exit(ExitCode.GATE)
+
+
+@app.command()
+def prune(
+    layer: Annotated[str, typer.Argument(help="The layer name.")],
+    keep: opt.Keep = 3,
+    region: opt.Regions = None,
+    profile: opt.Profile = None,
+    role_arn: opt.RoleArns = None,
+    yes: opt.Yes = False,
+    registry_path: opt.RegistryPath = None,
+    as_json: opt.AsJson = False,
+) -> None:
+    """Delete old versions of a layer that no scanned function version references."""
+    from layerkit.audit import prune as cut
+    from layerkit.registry import Registry
+
+    registry = Registry(_registry_path(registry_path))
+    rows = cut(_scope(region, profile, role_arn), layer, keep, yes, registry)
+    render.prune(rows, yes, as_json)
+
+
+@app.command()
+def inspect(
+    zip_path: Annotated[Path, typer.Argument(help="A layer ZIP (built by layerkit or not).")],
+    as_json: opt.AsJson = False,
+) -> None:
+    """Show what a layer ZIP contains: distributions, sizes, Python versions, architectures."""
+    report = inspect_layer(zip_path)
+    render.inspection(report, as_json)
+    if report["problems"]:
+        raise typer.Exit(ExitCode.CANNOT_BUILD)
+
+
+@app.command()
+def sbom(
+    layer: opt.LayerRef,
+    fmt: opt.SbomFormat = "json",
+    registry_path: opt.RegistryPath = None,
+) -> None:
+    """Print a layer's CycloneDX 1.6 SBOM: from a ZIP, or a published NAME[:VERSION]."""
+    from layerkit import sbom as boms
+
+    if fmt not in boms.FORMATS:
+        raise typer.BadParameter(f"{fmt!r}: use json or xml.", param_hint="--format")
+    if Path(layer).suffix == ".zip" or Path(layer).exists():
+        text = boms.of_zip(Path(layer), fmt)
+    else:
+        from layerkit.registry import Registry
+
+        text = boms.of_version(Registry(_registry_path(registry_path)).version(layer), fmt)
+    render.raw(text)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    # A CI runner stops jobs with SIGTERM: unwind as for Ctrl-C (typer exits 130), so that
+    # containers are removed.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    logger = logging.getLogger("layerkit")
+    if not logger.handlers:
+        logger.addHandler(render.LogHandler())
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+    try:
+        # Standalone mode: typer reports usage errors itself and exits with code 2.
+        app(args=list(argv) if argv is not None else None, prog_name="layerkit")
+    except LayerkitError as exc:
+        if _state["debug"]:
+            render.error(traceback.format_exc())
+        render.error(f"error: {exc}")
+        return exc.exit_code
+    except SystemExit as exc:
+        if isinstance(exc.code, int):
+            return exc.code
+        return ExitCode.OK if exc.code is None else ExitCode.FAILED
+    return ExitCode.OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

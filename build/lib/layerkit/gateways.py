@@ -1,0 +1,478 @@
+"""AWS behind gateways: the only code that calls boto3 clients.
+
+Each gateway speaks the domain (layer versions, function configurations, parameters,
+objects) in one account and region, pages through every listing, and raises layerkit's
+errors (aws.translated names the action and the resource). "Not found" is an answer, not
+an error: `None`, `False` or an empty set. Clients come from aws.Clients, which makes and
+counts them, so tests can stub them with botocore's Stubber.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from layerkit.aws import Clients, translated
+from layerkit.errors import AWSError, UserError
+
+# Error codes that mean "there is none", per service.
+_ABSENT = {"ResourceNotFoundException", "ParameterNotFound", "404", "NoSuchBucket", "NoSuchKey"}
+
+
+@dataclass(frozen=True, order=True)
+class LayerArn:
+    """A layer version's ARN: arn:aws:lambda:REGION:ACCOUNT:layer:NAME:VERSION."""
+
+    region: str
+    account: str
+    layer: str
+    version: int
+
+    @classmethod
+    def parse(cls, text: str) -> LayerArn:
+        parts = text.split(":")
+        if len(parts) != 8 or parts[:3] != ["arn", "aws", "lambda"] or parts[5] != "layer":
+            raise UserError(f"{text!r} is not a layer version ARN.")
+        try:
+            return cls(parts[3], parts[4], parts[6], int(parts[7]))
+        except ValueError:
+            raise UserError(f"{text!r} is not a layer version ARN.") from None
+
+    def at(self, version: int) -> LayerArn:
+        return LayerArn(self.region, self.account, self.layer, version)
+
+    def __str__(self) -> str:
+        return f"arn:aws:lambda:{self.region}:{self.account}:layer:{self.layer}:{self.version}"
+
+
+@dataclass(frozen=True)
+class LayerVersion:
+    arn: LayerArn
+    description: str
+    runtimes: tuple[str, ...]
+    architectures: tuple[str, ...]
+    created: str
+
+
+@dataclass(frozen=True)
+class LayerContent:
+    sha256: str  # hex (Lambda gives CodeSha256 in base64)
+    size: int  # zipped
+    location: str  # a presigned https URL on AWS (moto: s3://)
+
+
+@dataclass(frozen=True)
+class AccountLimits:
+    unzipped: int  # a function and its layers, unzipped
+    storage_total: int | None  # code storage of the region
+    storage_used: int | None
+
+
+def _absent(exc: AWSError) -> bool:
+    return exc.code in _ABSENT
+
+
+class Layers:
+    """Lambda layers and their versions in one account and region."""
+
+    def __init__(self, clients: Clients, region: str) -> None:
+        self.region, self._lambda = region, clients.client("lambda", region)
+
+    def names(self, where: str) -> list[str]:
+        with translated("lambda:ListLayers", where):
+            return [
+                str(layer["LayerName"])
+                for page in self._lambda.get_paginator("list_layers").paginate()
+                for layer in page.get("Layers", [])
+            ]
+
+    def versions(self, name: str) -> list[LayerVersion]:
+        with translated("lambda:ListLayerVersions", f"{name} in {self.region}"):
+            pages = self._lambda.get_paginator("list_layer_versions").paginate(LayerName=name)
+            return [_layer_version(item) for page in pages for item in page["LayerVersions"]]
+
+    def everything(self, where: str) -> dict[str, list[LayerVersion]]:
+        """Every layer the account owns in the region, with all its versions."""
+        return {name: self.versions(name) for name in self.names(where)}
+
+    def content(self, arn: LayerArn, *, own: bool = True) -> LayerContent:
+        """Where a version's ZIP is, and its hash and size. own: the version belongs to this
+        gateway's account (read by name); else by ARN, which works across accounts."""
+        with translated("lambda:GetLayerVersion", str(arn)):
+            if own:
+                reply = self._lambda.get_layer_version(
+                    LayerName=arn.layer, VersionNumber=arn.version
+                )
+            else:
+                reply = self._lambda.get_layer_version_by_arn(Arn=str(arn))
+        content = reply["Content"]
+        return LayerContent(
+            sha256=base64.b64decode(str(content.get("CodeSha256", ""))).hex(),
+            size=int(content.get("CodeSize", 0)),
+            location=str(content.get("Location", "")),
+        )
+
+    def publish(
+        self,
+        name: str,
+        description: str,
+        content: dict[str, Any],
+        runtimes: tuple[str, ...],
+        architectures: tuple[str, ...],
+        license: str,
+    ) -> LayerArn:
+        with translated("lambda:PublishLayerVersion", f"{name} in {self.region}"):
+            reply = self._lambda.publish_layer_version(
+                LayerName=name, Description=description, Content=content,
+                CompatibleRuntimes=list(runtimes), CompatibleArchitectures=list(architectures),
+                LicenseInfo=license,
+            )  # fmt: skip
+        return LayerArn.parse(str(reply["LayerVersionArn"]))
+
+    def delete(self, arn: LayerArn) -> None:
+        with translated("lambda:DeleteLayerVersion", str(arn)):
+            self._lambda.delete_layer_version(LayerName=arn.layer, VersionNumber=arn.version)
+
+    def statement_ids(self, arn: LayerArn) -> set[str]:
+        """The statement IDs of the version's policy; none when it has no policy."""
+        import json
+
+        try:
+            with translated("lambda:GetLayerVersionPolicy", _where(arn)):
+                reply = self._lambda.get_layer_version_policy(
+                    LayerName=arn.layer, VersionNumber=arn.version
+                )
+        except AWSError as exc:
+            if _absent(exc):
+                return set()
+            raise
+        return {str(s["Sid"]) for s in json.loads(reply["Policy"]).get("Statement", [])}
+
+    def grant(self, arn: LayerArn, sid: str, principal: str, organization: str | None) -> None:
+        options = {"OrganizationId": organization} if organization else {}
+        with translated("lambda:AddLayerVersionPermission", _where(arn)):
+            self._lambda.add_layer_version_permission(
+                LayerName=arn.layer, VersionNumber=arn.version, StatementId=sid,
+                Action="lambda:GetLayerVersion", Principal=principal, **options,
+            )  # fmt: skip
+
+    def revoke(self, arn: LayerArn, sid: str) -> None:
+        with translated("lambda:RemoveLayerVersionPermission", _where(arn)):
+            self._lambda.remove_layer_version_permission(
+                LayerName=arn.layer, VersionNumber=arn.version, StatementId=sid
+            )
+
+    def limits(self) -> AccountLimits | None:
+        """The account's live limits in the region; None where they cannot be read (no
+        permission, or an endpoint without the call)."""
+        try:
+            with translated("lambda:GetAccountSettings", self.region):
+                settings = self._lambda.get_account_settings()
+        except AWSError as exc:
+            if exc.code in {"AccessDeniedException", "AccessDenied", "404", "UnknownOperation"}:
+                return None
+            raise
+        limits, usage = settings.get("AccountLimit", {}), settings.get("AccountUsage", {})
+        total, used = limits.get("TotalCodeSize"), usage.get("TotalCodeSize")
+        return AccountLimits(
+            unzipped=int(limits.get("CodeSizeUnzipped", 262_144_000)),
+            storage_total=None if total is None else int(total),
+            storage_used=None if used is None else int(used),
+        )
+
+
+def _layer_version(item: dict[str, Any]) -> LayerVersion:
+    return LayerVersion(
+        arn=LayerArn.parse(str(item["LayerVersionArn"])),
+        description=str(item.get("Description", "")),
+        runtimes=tuple(item.get("CompatibleRuntimes", ())),
+        architectures=tuple(item.get("CompatibleArchitectures", ())),
+        created=str(item.get("CreatedDate", "")),
+    )
+
+
+def _where(arn: LayerArn) -> str:
+    return f"{arn.layer}:{arn.version} in {arn.region}"
+
+
+# Configuration keys that say nothing about what a version runs: bookkeeping, state, and
+# what Lambda itself manages. Every other key is part of a release (see FunctionVersion).
+_NOT_RELEASED = {
+    "Layers", "Version", "FunctionArn", "LastModified", "RevisionId", "State", "StateReason",
+    "StateReasonCode", "LastUpdateStatus", "LastUpdateStatusReason",
+    "LastUpdateStatusReasonCode", "MasterArn", "RuntimeVersionConfig", "CodeSize",
+    "ResponseMetadata",  # of the call, when read with GetFunctionConfiguration
+}  # fmt: skip
+
+
+def _released(key: str, value: Any) -> Any:
+    """What of a configuration value the user chose: Lambda reports SnapStart's
+    OptimizationStatus On for published versions and Off for $LATEST."""
+    if key == "SnapStart" and isinstance(value, dict):
+        return {"ApplyOn": value.get("ApplyOn")}
+    return value
+
+
+@dataclass(frozen=True)
+class FunctionVersion:
+    account: str
+    region: str
+    name: str
+    version: str  # $LATEST or a published number
+    layers: tuple[str, ...]  # layer version ARNs, in order
+    code_size: int  # zipped
+    runtime: str = ""  # empty for container images
+    architecture: str = "x86_64"
+    # Everything else the configuration says, as sorted (key, JSON) pairs: two versions
+    # with the same `release` run the same code the same way, but for their layers.
+    release: tuple[tuple[str, str], ...] = ()
+    revision: str = ""
+    code_sha256: str = ""
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}:{self.version}"
+
+    def differences(self, other: FunctionVersion) -> list[str]:
+        """The configuration keys, layers aside, in which the two versions differ."""
+        mine, theirs = dict(self.release), dict(other.release)
+        return sorted(k for k in mine.keys() | theirs.keys() if mine.get(k) != theirs.get(k))
+
+
+@dataclass(frozen=True)
+class Alias:
+    function: str
+    name: str
+    version: str  # the version it serves
+    weights: tuple[tuple[str, float], ...] = ()  # canary: other versions and their share
+
+    @property
+    def canary(self) -> str | None:
+        """The version a canary routes to, if any."""
+        return self.weights[0][0] if self.weights else None
+
+
+@dataclass(frozen=True)
+class UpdateStatus:
+    state: str  # Successful, InProgress or Failed
+    reason: str
+    revision: str = ""
+
+
+class Functions:
+    """Lambda function configurations in one account and region."""
+
+    def __init__(self, clients: Clients, account: str, region: str) -> None:
+        self.account, self.region = account, region
+        self._lambda = clients.client("lambda", region)
+
+    def every_version(self) -> list[FunctionVersion]:
+        """Every function with every published version, and their layers, in one listing."""
+        with translated("lambda:ListFunctions", f"{self.account} {self.region}"):
+            pages = self._lambda.get_paginator("list_functions").paginate(FunctionVersion="ALL")
+            return [self._version(f) for page in pages for f in page.get("Functions", [])]
+
+    def _version(self, config: dict[str, Any]) -> FunctionVersion:
+        import json
+
+        return FunctionVersion(
+            account=self.account,
+            region=self.region,
+            name=str(config["FunctionName"]),
+            version=str(config.get("Version", "$LATEST")),
+            layers=tuple(str(layer["Arn"]) for layer in config.get("Layers", [])),
+            code_size=int(config.get("CodeSize", 0)),
+            runtime=str(config.get("Runtime") or ""),
+            architecture=str((config.get("Architectures") or ["x86_64"])[0]),
+            release=tuple(
+                sorted(
+                    (key, json.dumps(_released(key, value), sort_keys=True, default=str))
+                    for key, value in config.items()
+                    if key not in _NOT_RELEASED and value not in (None, "", [], {})
+                )
+            ),
+            revision=str(config.get("RevisionId", "")),
+            code_sha256=str(config.get("CodeSha256", "")),
+        )
+
+    def version(self, name: str, qualifier: str = "$LATEST") -> FunctionVersion:
+        with translated("lambda:GetFunctionConfiguration", f"{name}:{qualifier}"):
+            config = self._lambda.get_function_configuration(FunctionName=name, Qualifier=qualifier)
+        return self._version(config)
+
+    def aliases(self, name: str) -> list[Alias]:
+        with translated("lambda:ListAliases", f"{name} in {self.region}"):
+            pages = self._lambda.get_paginator("list_aliases").paginate(FunctionName=name)
+            return [
+                Alias(
+                    function=name,
+                    name=str(item["Name"]),
+                    version=str(item["FunctionVersion"]),
+                    weights=tuple(
+                        sorted(
+                            (str(v), float(w))
+                            for v, w in (
+                                (item.get("RoutingConfig") or {}).get("AdditionalVersionWeights")
+                                or {}
+                            ).items()
+                        )
+                    ),
+                )
+                for page in pages
+                for item in page.get("Aliases", [])
+            ]
+
+    def publish_version(self, name: str, code_sha256: str, revision: str) -> str:
+        """Publish $LATEST as a version; the preconditions make Lambda refuse it if $LATEST
+        changed since it was read (code or configuration)."""
+        options = {"RevisionId": revision} if revision else {}
+        with translated("lambda:PublishVersion", name):
+            reply = self._lambda.publish_version(
+                FunctionName=name, CodeSha256=code_sha256, **options
+            )
+        return str(reply["Version"])
+
+    def point_alias(
+        self, name: str, alias: str, version: str, weights: dict[str, float] | None = None
+    ) -> None:
+        """Serve `version` from the alias, with `weights` of traffic to other versions
+        (none: no canary)."""
+        with translated("lambda:UpdateAlias", f"{name}:{alias}"):
+            self._lambda.update_alias(
+                FunctionName=name, Name=alias, FunctionVersion=version,
+                RoutingConfig={"AdditionalVersionWeights": weights or {}},
+            )  # fmt: skip
+
+    def set_layers(self, name: str, layers: tuple[str, ...]) -> None:
+        with translated("lambda:UpdateFunctionConfiguration", name):
+            self._lambda.update_function_configuration(FunctionName=name, Layers=list(layers))
+
+    def update_status(self, name: str) -> UpdateStatus:
+        with translated("lambda:GetFunctionConfiguration", name):
+            config = self._lambda.get_function_configuration(FunctionName=name)
+        return UpdateStatus(
+            str(config.get("LastUpdateStatus", "Successful")),
+            str(config.get("LastUpdateStatusReason", "")),
+            str(config.get("RevisionId", "")),
+        )
+
+
+@dataclass(frozen=True)
+class Parameter:
+    value: str
+    modified: float  # epoch seconds, as SSM recorded the last write
+
+
+class Parameters:
+    """SSM parameters in one region."""
+
+    def __init__(self, clients: Clients, region: str) -> None:
+        self.region, self._ssm = region, clients.client("ssm", region)
+
+    def get(self, name: str) -> str | None:
+        try:
+            with translated("ssm:GetParameter", f"{name} in {self.region}"):
+                return str(self._ssm.get_parameter(Name=name)["Parameter"]["Value"])
+        except AWSError as exc:
+            if _absent(exc):
+                return None
+            raise
+
+    def put(self, name: str, value: str) -> None:
+        with translated("ssm:PutParameter", f"{name} in {self.region}"):
+            self._ssm.put_parameter(Name=name, Value=value, Type="String", Overwrite=True)
+
+    def create(self, name: str, value: str) -> bool:
+        """Create the parameter only if it does not exist (a conditional write): True when
+        this call made it, False when it was there already."""
+        try:
+            with translated("ssm:PutParameter", f"{name} in {self.region}"):
+                self._ssm.put_parameter(Name=name, Value=value, Type="String", Overwrite=False)
+        except AWSError as exc:
+            if exc.code == "ParameterAlreadyExists":
+                return False
+            raise
+        return True
+
+    def delete(self, name: str) -> None:
+        """Delete the parameter; one already gone is not an error."""
+        try:
+            with translated("ssm:DeleteParameter", f"{name} in {self.region}"):
+                self._ssm.delete_parameter(Name=name)
+        except AWSError as exc:
+            if not _absent(exc):
+                raise
+
+    def under(self, path: str) -> dict[str, Parameter]:
+        """The parameters directly under a path, by name."""
+        with translated("ssm:GetParametersByPath", f"{path} in {self.region}"):
+            pages = self._ssm.get_paginator("get_parameters_by_path").paginate(Path=path)
+            return {
+                str(p["Name"]): Parameter(str(p["Value"]), p["LastModifiedDate"].timestamp())
+                for page in pages
+                for p in page.get("Parameters", [])
+            }
+
+
+class Objects:
+    """S3 in one region: where ZIPs too large for a direct upload go."""
+
+    def __init__(self, clients: Clients, region: str) -> None:
+        self.region, self._s3 = region, clients.client("s3", region)
+
+    def bucket_exists(self, bucket: str) -> bool:
+        try:
+            with translated("s3:HeadBucket", bucket):
+                self._s3.head_bucket(Bucket=bucket)
+        except AWSError as exc:
+            if _absent(exc):
+                return False
+            raise
+        return True
+
+    def create_bucket(self, bucket: str) -> None:
+        options = {}
+        if self.region != "us-east-1":
+            options["CreateBucketConfiguration"] = {"LocationConstraint": self.region}
+        with translated("s3:CreateBucket", bucket):
+            self._s3.create_bucket(Bucket=bucket, **options)
+
+    def size(self, bucket: str, key: str) -> int | None:
+        """The object's size; None when there is none (or it cannot be read)."""
+        try:
+            with translated("s3:HeadObject", f"s3://{bucket}/{key}"):
+                return int(self._s3.head_object(Bucket=bucket, Key=key).get("ContentLength", -1))
+        except AWSError:
+            return None  # uploading again is always safe: the key is the content's hash
+
+    def upload(self, path: Path, bucket: str, key: str, progress: Callable[[int], None]) -> None:
+        from boto3.s3.transfer import TransferConfig
+
+        with translated("s3:PutObject", f"s3://{bucket}/{key}"):
+            self._s3.upload_file(
+                str(path), bucket, key, Callback=progress,
+                Config=TransferConfig(multipart_threshold=16 * 1024 * 1024),
+            )  # fmt: skip
+
+
+class Account:
+    """What the credentials' account can see: its regions and its organization."""
+
+    def __init__(self, clients: Clients) -> None:
+        self.clients = clients
+        self.region = clients.default_region() or "us-east-1"
+
+    def regions(self) -> list[str]:
+        with translated("ec2:DescribeRegions", "the account"):
+            found = self.clients.client("ec2", self.region).describe_regions()["Regions"]
+        return sorted(str(r["RegionName"]) for r in found)
+
+    def organization_accounts(self) -> list[str]:
+        """The IDs of the organization's active accounts."""
+        with translated("organizations:ListAccounts", "the organization"):
+            client = self.clients.client("organizations", self.region)
+            pages = client.get_paginator("list_accounts").paginate()
+            return [a["Id"] for page in pages for a in page["Accounts"] if a["Status"] == "ACTIVE"]

@@ -1,0 +1,50 @@
+"""What a distribution says about itself: its METADATA and WHEEL files, read in one place.
+
+METADATA goes through `packaging.metadata` (lenient: a layer ships what its wheels say,
+and layerkit only reports it), wheel tags through `packaging.tags`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from packaging.metadata import RawMetadata, parse_email
+from packaging.tags import Tag, parse_tag
+
+
+@dataclass(frozen=True)
+class Metadata:
+    name: str
+    version: str
+    license: str  # an SPDX expression where the distribution gives one
+
+
+def parse_metadata(text: str) -> Metadata:
+    raw, _ = parse_email(text)
+    return Metadata(
+        name=str(raw.get("name", "")),
+        version=str(raw.get("version", "")),
+        license=_license(raw),
+    )
+
+
+def _license(raw: RawMetadata) -> str:
+    """The licence as short as it can be said: the SPDX expression, a one-line License
+    field, else the classifiers; never a licence's full text."""
+    if raw.get("license_expression"):
+        return raw["license_expression"]
+    declared = raw.get("license", "").strip()
+    if declared and "\n" not in declared and len(declared) <= 80:
+        return declared
+    classifiers = raw.get("classifiers", [])
+    found = [c.split(" :: ")[-1] for c in classifiers if c.startswith("License ::")]
+    return "; ".join(found) or ("see distribution" if declared else "unknown")
+
+
+def wheel_tags(text: str) -> list[Tag]:
+    """Every tag a WHEEL file declares (its `Tag:` lines, compressed sets expanded), in order."""
+    tags: list[Tag] = []
+    for line in text.splitlines():
+        if line.startswith("Tag:"):
+            tags += sorted(parse_tag(line[4:].strip()), key=str)
+    return tags

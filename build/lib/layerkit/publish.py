@@ -1,0 +1,514 @@
+"""`layerkit publish`: a new layer version only when the content is new, in every region.
+
+plan() reads each region once (ListLayerVersions, paginated) and decides, per region,
+whether the ZIP's content is already published: layers cannot be tagged, so each version
+carries a short content marker at the end of its Description ("[lk:<sha256 prefix>]").
+execute() carries the plan out, the regions concurrently, and returns each region's
+outcome: one failing region does not hide the others.
+
+Two CI jobs publishing the same content at the same moment create one version: before
+publishing, a job creates an SSM parameter named after the content with Overwrite=False,
+a conditional write that only one caller wins. The winner looks again (the other may have
+finished in between), publishes and deletes the parameter; the others wait for the
+version to appear and report it as unchanged.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from layerkit import quota
+from layerkit.aws import Clients
+from layerkit.errors import AWSError, CredentialsError, LayerkitError, QuotaError, UserError
+from layerkit.gateways import LayerArn, Layers, Objects, Parameters
+from layerkit.guard import STALE_SECONDS, Guard
+from layerkit.manifest import LayerManifest
+from layerkit.recipe import PublishSettings
+from layerkit.registry import Registry, Version, git_commit, now, who
+from layerkit.settings import cascade
+
+if TYPE_CHECKING:
+    from layerkit.build import Context
+
+log = logging.getLogger("layerkit")
+
+MARKER_LENGTH = 24  # hex digits of the ZIP's SHA-256: 96 bits
+
+
+@dataclass(frozen=True)
+class Layer:
+    """A built ZIP, ready to publish as one layer."""
+
+    name: str  # the LayerName
+    path: Path
+    sha256: str
+    unzipped: int
+    zipped: int
+    runtimes: tuple[str, ...]
+    architectures: tuple[str, ...]
+    description: str
+    license: str
+    manifest: LayerManifest
+
+    @property
+    def marker(self) -> str:
+        return f"[lk:{self.sha256[:MARKER_LENGTH]}]"
+
+    @property
+    def full_description(self) -> str:
+        return f"{self.description} {self.marker}".strip()
+
+
+@dataclass(frozen=True)
+class Grant:
+    statement_id: str
+    principal: str
+    organization: str | None = None
+
+
+def grants(settings: PublishSettings) -> list[Grant]:
+    """The lambda:GetLayerVersion grants a recipe asks for, with stable statement IDs."""
+    wanted = []
+    for principal in settings.principals:
+        if principal == "*":
+            wanted.append(Grant("public", "*"))
+        else:
+            account = principal.split(":")[4] if principal.startswith("arn:") else principal
+            wanted.append(Grant(f"account-{account}", account))
+    if settings.organization:
+        wanted.append(Grant(f"org-{settings.organization}", "*", settings.organization))
+    return wanted
+
+
+@dataclass(frozen=True)
+class Action:
+    """What publishing does in one region."""
+
+    region: str
+    layer: str
+    publish: bool  # False: the content is already there, as existing_arn
+    existing_arn: str | None
+    route: str | None  # direct or s3 (when publishing)
+    s3_location: tuple[str, str] | None
+    grants: tuple[Grant, ...]
+    parameter: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "region": self.region,
+            "layer": self.layer,
+            "action": "publish" if self.publish else "unchanged",
+            "existing_arn": self.existing_arn,
+            "route": self.route,
+            "s3": "s3://{}/{}".format(*self.s3_location) if self.s3_location else None,
+            "grants": [g.statement_id for g in self.grants],
+            "parameter": self.parameter,
+        }
+
+
+@dataclass
+class Outcome:
+    region: str
+    layer: str
+    status: str  # published, unchanged or failed
+    arn: str | None = None
+    error: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def check_before_any_call(layer: Layer) -> None:
+    """Limits moto does not enforce and AWS enforces only after an upload."""
+    quota.check(layer.path.name, layer.unzipped, [])
+    if len(layer.full_description) > 256:
+        raise UserError(
+            f"{layer.name}: the Description would have {len(layer.full_description)} "
+            "characters with layerkit's content marker; Lambda allows 256. Shorten "
+            "[layer] description."
+        )
+    if len(layer.license) > 512:
+        raise UserError(f"{layer.name}: the licence has over 512 characters (Lambda's limit).")
+
+
+def plan(
+    layer: Layer,
+    regions: list[str],
+    settings: PublishSettings,
+    clients: Clients,
+    direct_limit: int = quota.DIRECT_UPLOAD_LIMIT,
+) -> list[Action]:
+    check_before_any_call(layer)
+
+    def one(region: str) -> Action:
+        existing = _find_existing(layer, region, clients)
+        route, s3_location = None, None
+        if existing is None:
+            route = "direct" if layer.zipped <= direct_limit else "s3"
+            if route == "s3":
+                if not settings.s3_bucket:
+                    raise UserError(
+                        f"{layer.path.name} is {quota.mib(layer.zipped)} zipped, over the "
+                        f"direct upload limit ({quota.mib(direct_limit)}): it must go through "
+                        "S3. Name a bucket: --s3-bucket, LAYERKIT_S3_BUCKET, or `s3-bucket` "
+                        "under [publish] ({region} is filled in)."
+                    )
+                bucket = settings.s3_bucket.format(region=region)
+                s3_location = (bucket, f"layerkit/{layer.name}/{layer.sha256}.zip")
+        parameter = settings.parameter.format(layer=layer.name) if settings.parameter else None
+        return Action(
+            region, layer.name, existing is None, existing, route, s3_location,
+            tuple(grants(settings)), parameter,
+        )  # fmt: skip
+
+    with ThreadPoolExecutor(max_workers=max(1, len(regions))) as pool:
+        return list(pool.map(one, regions))
+
+
+def _find_existing(layer: Layer, region: str, clients: Clients) -> str | None:
+    """The newest version of the layer in the region with this content, from one listing."""
+    found = [
+        version.arn
+        for version in Layers(clients, region).versions(layer.name)
+        if version.description.endswith(layer.marker)
+    ]
+    return str(max(found)) if found else None
+
+
+def execute(
+    layer: Layer,
+    actions: list[Action],
+    clients: Clients,
+    *,
+    create_bucket: bool = False,
+    progress: Callable[[str, int, int], None] = lambda region, done, total: None,
+    wait_seconds: float = 300,
+    sleep: Callable[[float], None] = time.sleep,
+    stale_after: float = STALE_SECONDS,
+) -> list[Outcome]:
+    stopping = threading.Event()
+
+    def one(action: Action) -> Outcome:
+        outcome = Outcome(action.region, action.layer, "unchanged", action.existing_arn)
+        try:
+            if action.publish:
+                guard = Guard(
+                    Parameters(clients, action.region),
+                    f"/layerkit/publishing/{layer.name}/{layer.sha256[:MARKER_LENGTH]}",
+                    stale_after,
+                )
+                arn = _publish_guarded(
+                    layer, action, clients, create_bucket, progress, wait_seconds, sleep,
+                    outcome, guard, stopping,
+                )  # fmt: skip
+                outcome.arn = arn
+            assert outcome.arn is not None
+            _converge_grants(outcome.arn, action, clients)
+            if action.parameter:
+                _point(action.parameter, outcome.arn, action.region, clients)
+        except LayerkitError as exc:
+            outcome.status, outcome.error = "failed", str(exc)
+        return outcome
+
+    pool = ThreadPoolExecutor(max_workers=max(1, len(actions)))
+    try:
+        futures = [pool.submit(one, action) for action in actions]
+        return [future.result() for future in futures]
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM from a CI runner (see cli.main)
+        stopping.set()  # each region stops at its next step and releases its guard
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+class Stopped(LayerkitError):
+    """The job was asked to stop (SIGTERM, Ctrl-C) while publishing."""
+
+
+def _publish_guarded(
+    layer: Layer,
+    action: Action,
+    clients: Clients,
+    create_bucket: bool,
+    progress: Callable[[str, int, int], None],
+    wait_seconds: float,
+    sleep: Callable[[float], None],
+    outcome: Outcome,
+    guard: Guard,
+    stopping: threading.Event,
+) -> str:
+    region = action.region
+
+    def go_on() -> None:
+        if stopping.is_set():
+            raise Stopped(
+                f"{region}: stopped before publishing {layer.name}; nothing was published."
+            )
+
+    deadline = time.monotonic() + wait_seconds
+    while not guard.take():
+        # Another job is publishing this very content, and refreshing its guard: wait.
+        existing = _find_existing(layer, region, clients)
+        if existing is not None:
+            outcome.notes.append("published meanwhile by another job")
+            return existing
+        if time.monotonic() > deadline:
+            raise AWSError(
+                f"Another job has been publishing {layer.name} ({layer.marker}) in {region} "
+                f"for over {wait_seconds:.0f} s and is still working (its guard under "
+                f"{guard.path} is refreshed). Run again when it has finished."
+            )
+        go_on()
+        sleep(2)
+    if guard.replaced:
+        note = f"took over the guard of a job that stopped ({guard.replaced})"
+        log.warning("%s: %s", region, note)
+        outcome.notes.append(note)
+    with guard.kept():
+        existing = _find_existing(layer, region, clients)
+        if existing is not None:
+            outcome.notes.append("published meanwhile by another job")
+            return existing
+        _check_account(layer, region, clients)
+        go_on()
+
+        def uploading(region: str, done: int, total: int) -> None:
+            go_on()  # an S3 upload stops at its next chunk
+            progress(region, done, total)
+
+        content = _upload(layer, action, clients, create_bucket, uploading)
+        go_on()
+        if not guard.still_held():
+            raise AWSError(
+                f"{region}: another job took over the publish guard of {layer.name} while "
+                "this one was stalled; it publishes the version, this job does not."
+            )
+        arn = Layers(clients, region).publish(
+            layer.name, layer.full_description, content, layer.runtimes, layer.architectures,
+            layer.license,
+        )  # fmt: skip
+        outcome.status = "published"
+        return str(arn)
+
+
+def _check_account(layer: Layer, region: str, clients: Clients) -> None:
+    """The account's live limits and remaining code storage, before any upload."""
+    limits = Layers(clients, region).limits()
+    if limits is None:
+        log.warning("%s: cannot read the account's Lambda limits; using AWS's defaults", region)
+        return
+    if layer.unzipped > limits.unzipped:
+        raise QuotaError(
+            f"{layer.name} is {layer.unzipped:,} bytes unzipped; the account in {region} allows "
+            f"{limits.unzipped:,} for a function and its layers."
+        )
+    total, used = limits.storage_total, limits.storage_used
+    if total is not None and used is not None and layer.zipped > total - used:
+        raise QuotaError(
+            f"{layer.name} ({layer.zipped:,} bytes zipped) does not fit the code storage left "
+            f"in {region}: {total - used:,} of {total:,} bytes. Delete unused "
+            "versions (layerkit prune) or ask AWS to raise the quota."
+        )
+
+
+def _upload(
+    layer: Layer,
+    action: Action,
+    clients: Clients,
+    create_bucket: bool,
+    progress: Callable[[str, int, int], None],
+) -> dict[str, Any]:
+    if action.route == "direct":
+        return {"ZipFile": layer.path.read_bytes()}
+    assert action.s3_location is not None
+    bucket, key = action.s3_location
+    objects = Objects(clients, action.region)
+    if not objects.bucket_exists(bucket):
+        if not create_bucket:
+            raise AWSError(
+                f"The S3 bucket {bucket} for {action.region} does not exist. Create it, or "
+                "pass --create-bucket."
+            )
+        objects.create_bucket(bucket)
+    if objects.size(bucket, key) != layer.zipped:
+        # The key is the content's hash: a retry reuses an earlier upload.
+        sent = 0
+
+        def advance(count: int) -> None:
+            nonlocal sent
+            sent += count
+            progress(action.region, sent, layer.zipped)
+
+        objects.upload(layer.path, bucket, key, advance)
+    return {"S3Bucket": bucket, "S3Key": key}
+
+
+def _converge_grants(arn: str, action: Action, clients: Clients) -> None:
+    """Make the version's policy hold exactly the recipe's grants."""
+    layers, version = Layers(clients, action.region), LayerArn.parse(arn)
+    present = layers.statement_ids(version)
+    wanted = {g.statement_id: g for g in action.grants}
+    for sid in sorted(present - set(wanted)):
+        layers.revoke(version, sid)
+    for sid in sorted(set(wanted) - present):
+        layers.grant(version, sid, wanted[sid].principal, wanted[sid].organization)
+
+
+def _point(parameter: str, arn: str, region: str, clients: Clients) -> None:
+    """Point the SSM parameter at the version ARN, writing only when it changes."""
+    parameters = Parameters(clients, region)
+    if parameters.get(parameter) != arn:
+        parameters.put(parameter, arn)
+
+
+def versions_published(layer: Layer, outcomes: list[Outcome], cwd: Path) -> list[Version]:
+    """Registry rows for the versions this publish created or found."""
+    rows = []
+    commit = git_commit(cwd)
+    for outcome in outcomes:
+        if outcome.arn is None:
+            continue
+        parts = outcome.arn.split(":")
+        rows.append(
+            Version(
+                arn=outcome.arn,
+                layer=layer.name,
+                region=outcome.region,
+                account=parts[4],
+                version=int(parts[-1]),
+                sha256=layer.sha256,
+                size=layer.zipped,
+                description=layer.full_description,
+                runtimes=layer.runtimes,
+                architectures=layer.architectures,
+                created=now(),
+                manifest=layer.manifest,
+                by=who(),
+                git_commit=commit,
+            )
+        )
+    return rows
+
+
+def layer_from_zip(path: Path) -> Layer:
+    """A built ZIP and what its manifest says about it; built by layerkit or refused."""
+    import zipfile
+
+    from layerkit import archive, manifest
+
+    try:
+        with zipfile.ZipFile(path) as zipped:
+            found = manifest.read_from(zipped)
+            unzipped = sum(i.file_size for i in zipped.infolist())
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise UserError(f"{path}: not a readable ZIP file ({exc}).") from None
+    if found is None or not found.artifact:
+        raise UserError(
+            f"{path} has no layerkit manifest naming its layer: publish ZIPs made by "
+            "`layerkit build`, or publish the recipe."
+        )
+    return Layer(
+        name=found.artifact,
+        path=path,
+        sha256=archive.sha256_of(path),
+        unzipped=unzipped,
+        zipped=path.stat().st_size,
+        runtimes=found.runtimes,
+        architectures=found.architectures,
+        description=found.description,
+        license=found.license,
+        manifest=found,
+    )
+
+
+@dataclass
+class Run:
+    """What `layerkit publish` did: the plan per layer, and with no dry run, the outcomes."""
+
+    plans: list[tuple[Layer, list[Action]]]
+    outcomes: list[Outcome]
+    api_calls: dict[str, int]
+
+    @property
+    def failed(self) -> bool:
+        return any(o.status == "failed" for o in self.outcomes)
+
+
+def run(
+    names: list[str],
+    *,
+    recipes_dir: Path,
+    out_dir: Path,
+    ctx: Context,
+    clients: Clients,
+    regions: list[str] | None,
+    s3_bucket: str | None,
+    dry_run: bool,
+    create_bucket: bool,
+    registry: Registry,
+    direct_limit: int = quota.DIRECT_UPLOAD_LIMIT,
+) -> Run:
+    """Publish ZIPs (from `layerkit build`) and recipes (built first with --locked): plan
+    every layer in every region, then unless dry_run carry the plans out and record them."""
+    from layerkit.build import build_recipe
+    from layerkit.recipe import recipes_named
+
+    work = [(layer_from_zip(Path(n)), PublishSettings()) for n in names if n.endswith(".zip")]
+    recipe_names = [n for n in names if not n.endswith(".zip")]
+    if recipe_names or not names:
+        for recipe in recipes_named(recipe_names, recipes_dir):
+            for artifact in build_recipe(recipe, ctx, out_dir, locked=True):
+                work.append((layer_from_zip(artifact.path), recipe.publish))
+    plans = []
+    for layer, settings in work:
+        bucket = cascade(flag=s3_bucket, env=ctx.env.get("LAYERKIT_S3_BUCKET"),
+                         recipe=settings.s3_bucket)  # fmt: skip
+        settings = replace(settings, s3_bucket=bucket)
+        where = regions_for(regions, settings.regions, clients)
+        plans.append((layer, plan(layer, where, settings, clients, direct_limit)))
+    outcomes: list[Outcome] = []
+    if not dry_run:
+        for layer, actions in plans:
+            done = execute(
+                layer, actions, clients, create_bucket=create_bucket,
+                stale_after=_stale_after(ctx.env),
+            )  # fmt: skip
+            registry.record_versions(versions_published(layer, done, Path.cwd()))
+            outcomes += done
+    return Run(plans, outcomes, clients.calls)
+
+
+def _stale_after(env: Mapping[str, str]) -> float:
+    """LAYERKIT_GUARD_STALE_SECONDS: how long a guard may go unrefreshed before its job is
+    taken for dead (default 60)."""
+    text = env.get("LAYERKIT_GUARD_STALE_SECONDS")
+    if not text:
+        return STALE_SECONDS
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = 0
+    if seconds <= 0:
+        raise UserError(f"LAYERKIT_GUARD_STALE_SECONDS={text!r}: give a number of seconds above 0.")
+    return seconds
+
+
+def regions_for(flags: list[str] | None, recipe: tuple[str, ...], clients: Clients) -> list[str]:
+    """--region, else the recipe's regions, else the session's region."""
+    found = cascade(flag=flags, recipe=list(recipe))
+    if found:
+        return found
+    default = clients.default_region()
+    if default is None:
+        raise CredentialsError(
+            "No AWS region: pass --region, set AWS_REGION, or list `regions` under [publish]."
+        )
+    return [default]

@@ -1,0 +1,310 @@
+"""The registry: every build and published layer version, in SQLite.
+
+It lives on one disk (default ~/.local/share/layerkit/registry.sqlite, or --registry,
+or LAYERKIT_REGISTRY), so it must never be the only record: `layerkit registry sync`
+rebuilds the versions from the account itself, reading the content marker of the
+Description and, where the layer can be downloaded, the manifest inside it.
+"""
+
+from __future__ import annotations
+
+import datetime
+import getpass
+import json
+import sqlite3
+import subprocess
+from collections.abc import Iterator, Mapping
+from contextlib import closing, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from layerkit.aws import Clients
+from layerkit.errors import UserError
+from layerkit.gateways import Layers
+from layerkit.manifest import Change, LayerManifest, diff
+from layerkit.settings import cascade
+
+# PRAGMA user_version: which migrations a registry file has had. A newer layerkit runs the
+# missing ones; an older one refuses a newer file rather than misread it.
+SCHEMA_VERSION = 1
+BUSY_SECONDS = 30
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS builds (
+    id INTEGER PRIMARY KEY,
+    recipe TEXT NOT NULL,
+    artifact TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    targets TEXT NOT NULL,
+    manifest TEXT,
+    at TEXT NOT NULL,
+    by TEXT NOT NULL,
+    git_commit TEXT
+);
+CREATE TABLE IF NOT EXISTS versions (
+    arn TEXT PRIMARY KEY,
+    layer TEXT NOT NULL,
+    region TEXT NOT NULL,
+    account TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    sha256 TEXT,
+    size INTEGER,
+    description TEXT,
+    runtimes TEXT,
+    architectures TEXT,
+    created TEXT,
+    manifest TEXT,
+    by TEXT,
+    git_commit TEXT
+);
+"""
+
+
+@dataclass(frozen=True)
+class Version:
+    arn: str
+    layer: str
+    region: str
+    account: str
+    version: int
+    sha256: str | None
+    size: int | None
+    description: str
+    runtimes: tuple[str, ...]
+    architectures: tuple[str, ...]
+    created: str
+    manifest: LayerManifest | None = None
+    by: str | None = None
+    git_commit: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        data = dict(self.__dict__)
+        data["runtimes"], data["architectures"] = list(self.runtimes), list(self.architectures)
+        data["manifest"] = self.manifest.to_json() if self.manifest else None
+        return data
+
+
+def _stored(manifest: LayerManifest | None) -> str | None:
+    return json.dumps(manifest.to_json()) if manifest else None
+
+
+def path_for(flag: Path | None, env: Mapping[str, str]) -> Path:
+    """--registry, else LAYERKIT_REGISTRY, else the XDG data folder."""
+    data_home = env.get("XDG_DATA_HOME") or str(
+        Path(env.get("HOME", "~")).expanduser() / ".local/share"
+    )
+    variable = Path(env["LAYERKIT_REGISTRY"]) if env.get("LAYERKIT_REGISTRY") else None
+    found = cascade(
+        flag=flag, env=variable, default=Path(data_home) / "layerkit" / "registry.sqlite"
+    )
+    assert found is not None
+    return found
+
+
+def who() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def git_commit(cwd: Path) -> str | None:
+    """The commit checked out where layerkit runs, when that is a git repository."""
+    if not any((folder / ".git").exists() for folder in (cwd, *cwd.parents)):
+        return None  # not a repository: no need to start git
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=False
+        )
+    except OSError:
+        return None
+    return result.stdout.strip() or None if result.returncode == 0 else None
+
+
+def now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+class Registry:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @contextmanager
+    def _db(self) -> Iterator[sqlite3.Connection]:
+        """A connection in one transaction. Builds and publishes may write at once (CI
+        runners sharing a disk, parallel jobs): WAL lets readers go on while one writes,
+        and writers wait for each other up to BUSY_SECONDS instead of failing."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with closing(sqlite3.connect(self.path, timeout=BUSY_SECONDS)) as db:
+                db.row_factory = sqlite3.Row
+                db.execute("PRAGMA journal_mode=WAL")  # kept in the file: set once
+                self._migrate(db)
+                with db:  # one transaction
+                    yield db
+        except sqlite3.DatabaseError as exc:
+            raise self._unreadable(exc) from None
+        except OSError as exc:
+            raise UserError(
+                f"Cannot use the registry {self.path}: {exc.strerror or exc}. Point --registry "
+                "(or LAYERKIT_REGISTRY) at a file in a folder you can write."
+            ) from None
+
+    def _migrate(self, db: sqlite3.Connection) -> None:
+        version = int(db.execute("PRAGMA user_version").fetchone()[0])
+        if version > SCHEMA_VERSION:
+            raise UserError(
+                f"{self.path} was written by a newer layerkit (registry schema {version}; "
+                f"this one knows {SCHEMA_VERSION}). Upgrade layerkit, or point --registry "
+                "elsewhere and run `layerkit registry sync`."
+            )
+        if version < SCHEMA_VERSION:
+            with db:  # two processes opening a new file at once: one migrates, one waits
+                db.executescript(
+                    f"BEGIN IMMEDIATE; {_SCHEMA} PRAGMA user_version = {SCHEMA_VERSION};"
+                )
+
+    def _unreadable(self, exc: sqlite3.DatabaseError) -> UserError:
+        if "locked" in str(exc) or "busy" in str(exc):
+            return UserError(
+                f"The registry {self.path} stayed locked by another layerkit for "
+                f"{BUSY_SECONDS} s ({exc}). Run again when it has finished."
+            )
+        what = "is a folder, not a file" if self.path.is_dir() else f"cannot be read ({exc})"
+        return UserError(
+            f"The registry {self.path} {what}. It is only a local record: move it aside and "
+            "run `layerkit registry sync` to rebuild it from the account, or point "
+            "--registry (or LAYERKIT_REGISTRY) at another file."
+        )
+
+    def record_build(
+        self,
+        recipe: str,
+        artifact: str,
+        sha256: str,
+        targets: list[str],
+        manifest: LayerManifest | None,
+    ) -> None:
+        with self._db() as db:
+            db.execute(
+                "INSERT INTO builds (recipe, artifact, sha256, targets, manifest, at, by,"
+                " git_commit) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (recipe, artifact, sha256, json.dumps(targets), _stored(manifest), now(),
+                 who(), git_commit(Path.cwd())),
+            )  # fmt: skip
+
+    def record_versions(self, versions: list[Version]) -> None:
+        with self._db() as db:
+            for v in versions:
+                db.execute(
+                    "INSERT OR REPLACE INTO versions (arn, layer, region, account, version,"
+                    " sha256, size, description, runtimes, architectures, created, manifest,"
+                    " by, git_commit) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (v.arn, v.layer, v.region, v.account, v.version, v.sha256, v.size,
+                     v.description, json.dumps(v.runtimes), json.dumps(v.architectures),
+                     v.created, _stored(v.manifest), v.by,
+                     v.git_commit),
+                )  # fmt: skip
+
+    def versions(self, layer: str | None = None, region: str | None = None) -> list[Version]:
+        query, args = "SELECT * FROM versions WHERE 1=1", list[str]()
+        if layer:
+            query, args = query + " AND layer = ?", [*args, layer]
+        if region:
+            query, args = query + " AND region = ?", [*args, region]
+        with self._db() as db:
+            rows = db.execute(query + " ORDER BY layer, region, version", args).fetchall()
+        return [
+            Version(
+                arn=r["arn"],
+                layer=r["layer"],
+                region=r["region"],
+                account=r["account"],
+                version=r["version"],
+                sha256=r["sha256"],
+                size=r["size"],
+                description=r["description"],
+                runtimes=tuple(json.loads(r["runtimes"] or "[]")),
+                architectures=tuple(json.loads(r["architectures"] or "[]")),
+                created=r["created"],
+                manifest=LayerManifest.from_json(json.loads(r["manifest"]), str(self.path))
+                if r["manifest"] and r["manifest"] != "null"
+                else None,
+                by=r["by"],
+                git_commit=r["git_commit"],
+            )
+            for r in rows
+        ]
+
+    def version(self, spec: str) -> list[Version]:
+        """NAME (every version) or NAME:VERSION, as recorded."""
+        name, _, number = spec.partition(":")
+        found = self.versions(name)
+        if number:
+            found = [v for v in found if str(v.version) == number]
+        if not found:
+            raise UserError(
+                f"{spec} is not in the registry: publish it, or run `layerkit registry sync`."
+            )
+        return found
+
+    def diff(self, old: str, new: str) -> dict[str, list[Change]]:
+        """Distributions added, removed, upgraded and downgraded from version old to new."""
+        manifests = []
+        for spec in (old, new):
+            found = next((v.manifest for v in self.version(spec) if v.manifest), None)
+            if found is None:
+                raise UserError(f"{spec} has no manifest in the registry (not built by layerkit).")
+            manifests.append(found)
+        return diff(manifests[0], manifests[1])
+
+
+def sync(regions: list[str], clients: Clients, download: bool = True) -> list[Version]:
+    """Every layer version in the regions, read from the account: what `registry sync`
+    stores. For layerkit's versions the manifest is read from the layer itself when its
+    content can be downloaded."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(region: str) -> list[Version]:
+        layers = Layers(clients, region)
+        found = []
+        for name, listed in layers.everything(region).items():
+            for item in listed:
+                content = layers.content(item.arn)
+                ours = "[lk:" in item.description
+                found.append(
+                    Version(
+                        arn=str(item.arn),
+                        layer=name,
+                        region=region,
+                        account=item.arn.account,
+                        version=item.arn.version,
+                        sha256=content.sha256,
+                        size=content.size,
+                        description=item.description,
+                        runtimes=item.runtimes,
+                        architectures=item.architectures,
+                        created=item.created,
+                        manifest=_remote_manifest(content.location) if download and ours else None,
+                    )
+                )
+        return found
+
+    with ThreadPoolExecutor(max_workers=max(1, len(regions))) as pool:
+        return [v for versions in pool.map(one, regions) for v in versions]
+
+
+def _remote_manifest(location: str) -> LayerManifest | None:
+    """The manifest inside a layer, from the presigned URL GetLayerVersion gives."""
+    if not location.startswith("https://"):
+        return None  # moto answers s3://, a real account a presigned https URL
+    import io
+    import urllib.request
+    import zipfile
+
+    from layerkit import manifest
+
+    with urllib.request.urlopen(location, timeout=120) as reply:
+        data = reply.read()
+    with zipfile.ZipFile(io.BytesIO(data)) as zipped:
+        return manifest.read_from(zipped)

@@ -1,0 +1,39 @@
+"""The one place layerkit runs other programs."""
+
+from __future__ import annotations
+
+import logging
+import shlex
+import subprocess
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from layerkit.errors import ToolError
+from layerkit.redaction import redact
+
+log = logging.getLogger("layerkit")
+
+_TAIL_LINES = 25
+
+
+def run(
+    command: Sequence[str],
+    *,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run a command to completion; raise ToolError with the tail of its stderr on failure."""
+    shown = shlex.join(redact(part) for part in command)
+    log.debug("running %s", shown)
+    result = subprocess.run(
+        list(command),
+        cwd=cwd,
+        env=dict(env) if env is not None else None,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-_TAIL_LINES:])
+        raise ToolError(shown, result.returncode, redact(tail))
+    return result

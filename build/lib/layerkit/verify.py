@@ -1,0 +1,232 @@
+"""`layerkit verify`: import every module of a layer where Lambda will load it.
+
+The layer is extracted at /opt inside the target's runtime image (or, with --native, for
+an interpreter on this host that is the target's exact Python and architecture), and
+every top-level module of every distribution in its manifest is imported with Lambda's
+path order: the layer's site-packages, /opt/python, then the runtime's /var/runtime.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shlex
+import tempfile
+import zipfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from layerkit import manifest
+from layerkit.bytecode import find_interpreter
+from layerkit.container import DOCKER_ARCHITECTURES, ContainerEngine, Mount, Run
+from layerkit.errors import UserError
+from layerkit.index import cache_dir
+from layerkit.inspection import check_paths
+from layerkit.runner import run
+from layerkit.targets import ARCHITECTURES, RUNTIMES
+
+RUNTIME_IMAGE = "public.ecr.aws/lambda/python:{python}-{arch}"
+
+# Runs in a fresh interpreter: imports the modules named in argv[1] (comma-separated) with
+# argv[2:] first on sys.path, and prints each outcome and the time they took together.
+IMPORT = """
+import importlib, json, sys, time
+sys.path[:0] = sys.argv[2:]
+outcomes = {}
+start = time.perf_counter()
+for module in sys.argv[1].split(","):
+    try:
+        importlib.import_module(module)
+        outcomes[module] = "ok"
+    except BaseException as exc:
+        outcomes[module] = f"{type(exc).__name__}: {exc}"
+print(json.dumps([outcomes, time.perf_counter() - start]))
+"""
+
+# Each module alone, in a fresh interpreter: its cold import, as a function that imports
+# only it pays it (with whatever it imports in turn); then all of them in one fresh
+# interpreter: the total. -B everywhere: /opt is read-only on Lambda, so nothing may
+# compile into it and make a later import look fast. Then the importlib.metadata check.
+IMPORT_ALL = """
+import importlib.metadata, json, subprocess, sys
+opt, target, one = sys.argv[1], sys.argv[2], sys.argv[4]
+layer = json.load(open(sys.argv[3]))
+site = layer["targets"][target]["site_packages"]
+path = [f"{opt}/{site}", f"{opt}/python", "/var/runtime"]
+dists = layer["targets"][target]["distributions"]
+modules = [module for dist in dists for module in dist["top_level"]]
+
+def cold(names):
+    child = subprocess.run(
+        [sys.executable, "-I", "-S", "-B", "-c", one, ",".join(names), *path],
+        capture_output=True, text=True,
+    )
+    try:
+        return json.loads(child.stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        died = f"the interpreter died (exit {child.returncode}): {child.stderr[-300:]}"
+        return {name: died for name in names}, None
+
+results, seconds = {}, {}
+for module in modules:
+    outcomes, took = cold([module])
+    results.update(outcomes)
+    if took is not None:
+        seconds[module] = took
+total = cold(modules)[1] if modules else 0.0
+sys.path[:0] = path
+for dist in dists:
+    try:
+        importlib.metadata.version(dist["name"])
+    except Exception as exc:
+        results[dist["name"] + " (metadata)"] = repr(exc)
+print("LAYERKIT-RESULTS " + json.dumps({"modules": results, "seconds": seconds, "total": total}))
+"""
+
+
+@dataclass(frozen=True)
+class TargetResult:
+    target: str
+    where: str  # the image, or the host interpreter
+    modules: dict[str, str]  # module -> "ok" or the error
+    seconds: dict[str, float]  # module -> its cold import, alone in a fresh interpreter
+    total_seconds: float | None  # every module, one after the other in a fresh interpreter
+
+    @property
+    def ok(self) -> bool:
+        return all(outcome == "ok" for outcome in self.modules.values())
+
+    def slowest(self, count: int = 5) -> list[tuple[str, float]]:
+        return sorted(self.seconds.items(), key=lambda item: -item[1])[:count]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "where": self.where,
+            "ok": self.ok,
+            "modules": self.modules,
+            "import_seconds": {m: round(s, 4) for m, s in sorted(self.seconds.items())},
+            "total_import_seconds": None
+            if self.total_seconds is None
+            else round(self.total_seconds, 4),
+            "slowest": [{"module": m, "seconds": round(s, 4)} for m, s in self.slowest()],
+        }
+
+
+def _result(target: str, where: str, output: str) -> TargetResult:
+    found = _parse(output)
+    return TargetResult(target, where, found["modules"], found["seconds"], found["total"])
+
+
+def _parse(output: str) -> dict[str, Any]:
+    for line in output.splitlines():
+        if line.startswith("LAYERKIT-RESULTS "):
+            results: dict[str, Any] = json.loads(line.removeprefix("LAYERKIT-RESULTS "))
+            return results
+    raise UserError(f"The import check printed no results:\n{output[-2000:]}")
+
+
+def verify(
+    zip_path: Path,
+    *,
+    engine: ContainerEngine | None,
+    image: str | None = None,
+    network: str | None = None,
+    native: bool = False,
+    env: Mapping[str, str] | None = None,
+) -> list[TargetResult]:
+    """Import-check every target of the layer; engine is None only with native, which
+    finds the target's Python as the build does, from env (default: the process's)."""
+    env = os.environ if env is None else env
+    try:
+        layer = zipfile.ZipFile(zip_path)
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise UserError(f"{zip_path}: not a readable ZIP file ({exc}).") from None
+    with layer:
+        check_paths(layer.namelist(), zip_path)
+        found = manifest.read_from(layer)
+        if found is None:
+            raise UserError(
+                f"{zip_path} has no layerkit manifest (/opt/layerkit/NAME.json), so the "
+                "modules to import are unknown. Build it with `layerkit build`."
+            )
+        with tempfile.TemporaryDirectory(prefix="layerkit-verify-") as tmp:
+            opt = Path(tmp) / "opt"
+            layer.extractall(opt)
+            opt.chmod(0o755)
+            layer_manifest = manifest.path_for(found.layer)
+            results = []
+            for target_id in found.targets:
+                runtime_name, arch = target_id.rsplit("-", 1)
+                python = RUNTIMES[runtime_name].python_version
+                if native:
+                    results.append(_native(opt, target_id, python, arch, layer_manifest, env))
+                    continue
+                assert engine is not None
+                name = (image or RUNTIME_IMAGE).format(
+                    runtime=runtime_name, python=python, arch=arch
+                )
+                script = (
+                    f"python3 -I -S -B -c {shlex.quote(IMPORT_ALL)} /opt {target_id} "
+                    f"/opt/{layer_manifest} {shlex.quote(IMPORT)}"
+                )
+                output = engine.run(
+                    Run(
+                        image=name,
+                        script=script,
+                        mounts=(Mount(opt, "/opt", read_only=True),),
+                        platform=f"linux/{DOCKER_ARCHITECTURES[arch]}",
+                        network=network,
+                        what="the import check",
+                    )
+                )
+                results.append(_result(target_id, name, output))
+    return results
+
+
+def _native(
+    opt: Path, target_id: str, python: str, arch: str, layer_manifest: str, env: Mapping[str, str]
+) -> TargetResult:
+    if platform.machine() != ARCHITECTURES[arch]:
+        raise UserError(
+            f"{target_id} cannot be verified natively on this {platform.machine()} host: "
+            "verify it in the runtime image instead (without --native)."
+        )
+    from uv import find_uv_bin
+
+    found = find_interpreter(python, env, cache_dir(env), find_uv_bin())
+    if found is None:
+        raise UserError(
+            f"{target_id} needs Python {python} on this machine to be verified natively (on "
+            f"PATH, in pyenv, or `uv python install {python}`); install it or verify in the "
+            "runtime image (without --native)."
+        )
+    output = run(
+        [str(found.path), "-I", "-S", "-B", "-c", IMPORT_ALL, str(opt), target_id,
+         str(opt / layer_manifest), IMPORT]
+    ).stdout  # fmt: skip
+    return _result(target_id, str(found.path), output)
+
+
+def verify_all(
+    zips: list[Path],
+    *,
+    image: str | None,
+    network: str | None,
+    native: bool,
+    env: Mapping[str, str],
+) -> list[dict[str, Any]]:
+    """`layerkit verify`: each target of each ZIP, as JSON-ready rows."""
+    from layerkit.container import DockerEngine
+
+    engine = None if native else DockerEngine.connect(env)
+    return [
+        {"zip": str(zip_path), **result.as_dict()}
+        for zip_path in zips
+        for result in verify(
+            zip_path, engine=engine, image=image, network=network, native=native, env=env
+        )
+    ]
