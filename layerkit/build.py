@@ -6,6 +6,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -345,17 +346,16 @@ def _refuse_vulnerable(recipe: Recipe, locks: Locks, ctx: Context) -> None:
     """`build --audit`: no ZIP from a lock that ships a known vulnerability."""
     from layerkit import osv
 
-    shipping = {
-        (dist.key, dist.version): target.id
-        for target in recipe.targets
-        for dist in shipped(locks[target.id].lock, recipe.exclude)
-    }
+    shipping: dict[osv.Package, list[str]] = {}
+    for target in recipe.targets:
+        for dist in shipped(locks[target.id].lock, recipe.exclude):
+            shipping.setdefault((dist.key, dist.version), []).append(target.id)
     ctx.report(recipe.stem, f"checking {len(shipping)} distributions against OSV")
     found = osv.source(ctx.osv_db, ctx.env, ctx.cache_root).advisories(shipping)
     if not found:
         return
     lines = [
-        f"{name} {version} ({shipping[(name, version)]}): {a.id} ({a.severity})"
+        f"{name} {version} ({', '.join(shipping[(name, version)])}): {a.id} ({a.severity})"
         + (f", fixed in {', '.join(a.fixed)}" if a.fixed else ", no fixed version yet")
         for (name, version), advisories in sorted(found.items())
         for a in advisories
@@ -371,8 +371,6 @@ def _refuse_vulnerable(recipe: Recipe, locks: Locks, ctx: Context) -> None:
 
 def _write_sidecar(zip_path: Path, sidecar: Path) -> None:
     """dist/NAME.cdx.json: the SBOM inside the ZIP, for scanners that read files."""
-    import zipfile
-
     with zipfile.ZipFile(zip_path) as layer:
         text = sbom.read_from(layer)
     if text is not None:
@@ -525,9 +523,10 @@ def _assemble(
     # What the layer adds to a function's 250 MiB, the manifest itself aside: audits read it.
     content = sum(e.size for e in entries) + sum(len(data) for _, data, _ in generated)
     layer_manifest = dataclasses.replace(layer_manifest, unzipped_bytes=content)
-    generated.append((manifest.path_for(recipe.name), manifest.dumps(layer_manifest), 0o644))
-    bom = sbom.make(layer_manifest)
-    generated.append((sbom.path_for(recipe.name), sbom.dumps(bom), 0o644))
+    manifest_bytes = manifest.dumps(layer_manifest)
+    generated.append((manifest.path_for(recipe.name), manifest_bytes, 0o644))
+    bom = sbom.for_build(layer_manifest, manifest_bytes, ctx.cache_root)
+    generated.append((sbom.path_for(recipe.name), bom, 0o644))
     unzipped = sum(e.size for e in entries) + sum(len(data) for _, data, _ in generated)
     sizes: dict[str, int] = {}
     for dists in installs.all():
@@ -649,10 +648,13 @@ def _manifest(
                     sha256=d.sha256,
                     top_level=d.top_level,
                     site_packages="python" if d.name in shared else site,
-                    sdist=sdists.get((target.id, canonicalize_name(d.name)), ("", ""))[0],
-                    sdist_sha256=sdists.get((target.id, canonicalize_name(d.name)), ("", ""))[1],
+                    sdist=sdist,
+                    sdist_sha256=sdist_sha256,
                 )
                 for d in sorted(installs.of(target), key=lambda d: d.name.lower())
+                for sdist, sdist_sha256 in [
+                    sdists.get((target.id, canonicalize_name(d.name)), ("", ""))
+                ]
             ),
         )
     return manifest.LayerManifest(

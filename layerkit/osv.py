@@ -17,7 +17,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -277,7 +277,7 @@ class Service:
         return result
 
 
-def source(osv_db: Path | None, env: dict[str, str] | Any, cache_root: Path) -> Source:
+def source(osv_db: Path | None, env: Mapping[str, str], cache_root: Path) -> Source:
     """The offline export when one is given, else OSV's API (or LAYERKIT_OSV_URL)."""
     if osv_db is not None:
         return Database(osv_db)

@@ -6,14 +6,17 @@ as properties), one file component per recipe file. The ZIP is deterministic, so
 SBOM: the serial number is derived from the build key and the timestamp is the date every
 entry of the ZIP carries (1980-01-01), never the wall clock.
 
-cyclonedx-python-lib costs about 0.1 s to import: it is imported only where an SBOM is made,
-converted or validated, never on a no-op build.
+cyclonedx-python-lib costs about 50 ms to import: it is imported only where an SBOM is made
+or converted, never on a no-op build, and a build keeps each SBOM in the cache by its
+manifest, so a rebuild of the same content does not import it either.
 """
 
 from __future__ import annotations
 
 import datetime
+import hashlib
 import json
+import os
 import uuid
 import zipfile
 from pathlib import Path
@@ -139,6 +142,25 @@ def make(layer: LayerManifest) -> Bom:
     )
     bom.register_dependency(subject, list(by_ref.values()))
     return bom
+
+
+def for_build(layer: LayerManifest, manifest_bytes: bytes, cache_root: Path) -> bytes:
+    """The JSON SBOM of a layer being built, kept in the cache by its manifest's bytes (which
+    hold the build key): making one imports cyclonedx-python-lib, about 50 ms, a fifth of a
+    warm build. A damaged entry is made again."""
+    cached = cache_root / "sbom" / f"{hashlib.sha256(manifest_bytes).hexdigest()}{SUFFIX}"
+    try:
+        data = cached.read_bytes()
+        json.loads(data)
+        return data
+    except (OSError, ValueError):
+        pass
+    data = dumps(make(layer))
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    temporary = cached.with_name(f"{cached.name}.{os.getpid()}.tmp")
+    temporary.write_bytes(data)
+    temporary.replace(cached)
+    return data
 
 
 def dumps(bom: Bom, fmt: str = "json") -> bytes:

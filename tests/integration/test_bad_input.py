@@ -120,8 +120,8 @@ def test_a_full_disk_leaves_no_partial_zip(tmp_path: Path) -> None:
 
 
 def test_damaged_cache_entries_are_dropped_and_made_again(tmp_path: Path) -> None:
-    """Truncated entries in the artifact and bytecode caches: the next build makes the very
-    same ZIP again, instead of failing or shipping a damaged one."""
+    """Truncated entries in the artifact, bytecode and SBOM caches: the next build makes the
+    very same ZIP again, instead of failing or shipping a damaged one."""
     import json
 
     (tmp_path / "recipes").mkdir()
@@ -131,8 +131,9 @@ def test_damaged_cache_entries_are_dropped_and_made_again(tmp_path: Path) -> Non
     damaged = [
         *(tmp_path / "cache" / "artifacts").glob("*.zip"),
         *(tmp_path / "cache" / "bytecode").rglob("*.zip"),
+        *(tmp_path / "cache" / "sbom").glob("*.cdx.json"),
     ]
-    assert len(damaged) >= 2
+    assert len(damaged) >= 3
     for path in damaged:
         path.write_bytes(path.read_bytes()[:100])
     (tmp_path / "dist" / "ok.zip").unlink()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -117,3 +118,28 @@ def test_build_audit_refuses_a_vulnerable_lock_before_building(project: Path) ->
     layerkit("lock", "http", cwd=project)
     layerkit("build", "http", "--osv-db", str(DATA), cwd=project)
     assert (project / "dist" / "http.zip").exists()
+
+
+def test_another_tools_layer_is_checked_from_its_dist_info() -> None:
+    from layerkit import osv
+    from layerkit.audit import Scan, distributions_of, report, vulnerable
+    from layerkit.gateways import FunctionVersion
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zipped:
+        zipped.writestr(
+            "python/urllib3-1.26.5.dist-info/METADATA", "Name: urllib3\nVersion: 1.26.5\n"
+        )
+    arn = "arn:aws:lambda:eu-west-1:999999999999:layer:vendor:3"
+    rep = report(
+        [Scan("123456789012", "eu-west-1",
+              [FunctionVersion("123456789012", "eu-west-1", "f", "$LATEST", (arn,), 1)], {})],
+        {},
+    )  # fmt: skip
+    rows = vulnerable(rep, lambda _: distributions_of(buffer.getvalue()), osv.Database(DATA))
+    assert [(r["id"], r["version"], r["layers"]) for r in rows] == [
+        ("GHSA-34jh-p97f-mpxf", "1.26.5", [arn]),
+        ("GHSA-g4mx-q9vg-27p4", "1.26.5", [arn]),
+    ]
+    assert rows[1]["fixed"] == ["1.26.18", "2.0.7"]
+    assert [(f["function"], f["qualifier"]) for f in rows[0]["functions"]] == [("f", "$LATEST")]
