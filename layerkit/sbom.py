@@ -6,9 +6,9 @@ as properties), one file component per recipe file. The ZIP is deterministic, so
 SBOM: the serial number is derived from the build key and the timestamp is the date every
 entry of the ZIP carries (1980-01-01), never the wall clock.
 
-cyclonedx-python-lib costs about 50 ms to import: it is imported only where an SBOM is made
-or converted, never on a no-op build, and a build keeps each SBOM in the cache by its
-manifest, so a rebuild of the same content does not import it either.
+cyclonedx-python-lib costs about 70 ms to import (BENCHMARKS.md): it is imported only where
+an SBOM is made or converted, never on a no-op build, and a build keeps each SBOM in the
+cache by its manifest, so a rebuild of the same content does not import it either.
 """
 
 from __future__ import annotations
@@ -146,7 +146,7 @@ def make(layer: LayerManifest) -> Bom:
 
 def for_build(layer: LayerManifest, manifest_bytes: bytes, cache_root: Path) -> bytes:
     """The JSON SBOM of a layer being built, kept in the cache by its manifest's bytes (which
-    hold the build key): making one imports cyclonedx-python-lib, about 50 ms, a fifth of a
+    hold the build key): making one imports cyclonedx-python-lib, about 70 ms, a quarter of a
     warm build. A damaged entry is made again."""
     cached = cache_root / "sbom" / f"{hashlib.sha256(manifest_bytes).hexdigest()}{SUFFIX}"
     try:
