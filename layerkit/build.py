@@ -12,8 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from packaging.utils import canonicalize_name
-
 from layerkit import archive, artifact_cache, backends, lock, manifest, native, quota, sbom
 from layerkit.archive import Entry
 from layerkit.backends import Backend, Containers, Strategy
@@ -517,9 +515,7 @@ def _assemble(
 
     generated = [(f.path, f.source.read_bytes(), f.mode) for f in files]
     built_with = {t: backend.name for t, backend in chosen.items()}
-    layer_manifest = _manifest(
-        recipe, group, locks, installs, files, key, built_with, compilers, _sdists(plan, found)
-    )
+    layer_manifest = _manifest(recipe, group, locks, installs, files, key, built_with, compilers)
     # What the layer adds to a function's 250 MiB, the manifest itself aside: audits read it.
     content = sum(e.size for e in entries) + sum(len(data) for _, data, _ in generated)
     layer_manifest = dataclasses.replace(layer_manifest, unzipped_bytes=content)
@@ -537,19 +533,6 @@ def _assemble(
     ctx.report(group.artifact, "zipping")
     entries += archive.compress_all(generated)
     return len(entries), unzipped, archive.write(entries, dest)
-
-
-def _sdists(
-    plan: list[tuple[Target, LockedDist]], found: dict[tuple[str, str], Path]
-) -> dict[tuple[str, str], tuple[str, str]]:
-    """(file name, SHA-256) of each sdist compiled for this layer, by (target id, name):
-    the manifest and the SBOM name the exact file, as they do a wheel."""
-    sdists = {}
-    for target, dist in plan:
-        path = found[(target.id, dist.key)]
-        if path.suffix != ".whl":
-            sdists[(target.id, dist.key)] = (path.name, archive.sha256_of(path))
-    return sdists
 
 
 def _install(
@@ -626,7 +609,6 @@ def _manifest(
     key: str,
     built_with: dict[str, str],
     compilers: dict[str, Compiler],
-    sdists: dict[tuple[str, str], tuple[str, str]],
 ) -> manifest.LayerManifest:
     targets = {}
     shared = {i.name for i in installs.shared}
@@ -648,13 +630,10 @@ def _manifest(
                     sha256=d.sha256,
                     top_level=d.top_level,
                     site_packages="python" if d.name in shared else site,
-                    sdist=sdist,
-                    sdist_sha256=sdist_sha256,
+                    sdist=d.sdist,
+                    sdist_sha256=d.sdist_sha256,
                 )
                 for d in sorted(installs.of(target), key=lambda d: d.name.lower())
-                for sdist, sdist_sha256 in [
-                    sdists.get((target.id, canonicalize_name(d.name)), ("", ""))
-                ]
             ),
         )
     return manifest.LayerManifest(

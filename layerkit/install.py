@@ -44,6 +44,8 @@ class Installed:
     size: int  # bytes it adds to the layer, unzipped
     top_level: tuple[str, ...]
     entries: tuple[Entry, ...]
+    sdist: str = ""  # compiled in the build image from this sdist, with its SHA-256
+    sdist_sha256: str = ""
 
 
 def shipped(lock: Lock, exclude: frozenset[str]) -> list[LockedDist]:
@@ -285,8 +287,15 @@ def install_in_container(
     for d in dists:
         wheel = built[d.key]
         assert wheel is not None
-        # The manifest's sha256 is that of a downloaded wheel: a compiled one has none.
-        installed.append(dataclasses.replace(install(wheel, d, site_packages, slim), sha256=""))
+        # The manifest's sha256 is that of a downloaded wheel: a compiled one has none, and
+        # names its sdist instead (the wheel cache keeps each file under its SHA-256).
+        sdist = files[d.key]
+        compiled = install(wheel, d, site_packages, slim)
+        installed.append(
+            dataclasses.replace(
+                compiled, sha256="", sdist=sdist.name, sdist_sha256=sdist.parent.name
+            )
+        )
     return installed
 
 

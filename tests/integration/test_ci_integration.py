@@ -71,6 +71,20 @@ def evaluate(text: str, context: dict[str, str]) -> str:
     return EXPRESSION.sub(value, text)
 
 
+def checkout(dest: Path) -> Path:
+    """The action as the runner checks it out: this repository's files, none of what a
+    build leaves in the working tree (pip installing from it writes build/ there)."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO, capture_output=True, check=True,
+    ).stdout  # fmt: skip
+    for name in filter(None, listed.decode().split("\0")):
+        if (REPO / name).is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, dest / name)
+    return dest
+
+
 def run_action(
     inputs: dict[str, str], workspace: Path, env: dict[str, str], temp: Path
 ) -> dict[str, str]:
@@ -81,7 +95,8 @@ def run_action(
     given = {name: spec.get("default", "") for name, spec in action["inputs"].items()}
     given.update(inputs)
     context = {f"inputs.{name}": value for name, value in given.items()}
-    context |= {"github.action_path": str(REPO), "runner.temp": str(temp)}
+    action_path = checkout(temp / "action")
+    context |= {"github.action_path": str(action_path), "runner.temp": str(temp)}
     files = {name: temp / name.lower() for name in ("GITHUB_OUTPUT", "GITHUB_PATH", "GITHUB_ENV")}
     for path in files.values():
         path.write_text("")

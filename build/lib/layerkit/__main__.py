@@ -1,5 +1,0 @@
-import sys
-
-from layerkit.cli import main
-
-sys.exit(main())
