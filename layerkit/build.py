@@ -10,7 +10,7 @@ import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from layerkit import archive, artifact_cache, backends, lock, manifest, native, quota, sbom
 from layerkit.archive import Entry
@@ -32,6 +32,9 @@ from layerkit.recipe import Recipe
 from layerkit.settings import cascade
 from layerkit.targets import Target
 from layerkit.version import __version__
+
+if TYPE_CHECKING:
+    from layerkit import osv
 
 log = logging.getLogger("layerkit")
 
@@ -60,6 +63,7 @@ class Context:
     _interpreters: dict[str, Interpreter | None] = field(
         default_factory=dict, init=False, repr=False
     )
+    _osv: osv.Source | None = field(default=None, init=False, repr=False)
 
     @property
     def wheels(self) -> WheelCache:
@@ -72,6 +76,14 @@ class Context:
             return False
         self._said.add(what)
         return True
+
+    def vulnerabilities(self) -> osv.Source:
+        """OSV, made once per command: an offline export is read once for every recipe."""
+        if self._osv is None:
+            from layerkit import osv
+
+            self._osv = osv.source(self.osv_db, self.env, self.cache_root)
+        return self._osv
 
     def interpreter(self, python: str) -> Interpreter | None:
         """This host's CPython `python` ("3.11"), looked for once per command."""
@@ -108,7 +120,7 @@ class Context:
             )
         settings = settings_from(env, index_url, extra_index_urls, ca_bundle, index_strategy)
         cache_root = cache_dir(env)
-        return cls(
+        ctx = cls(
             index=PackageIndex(settings),
             cache_root=cache_root,
             env=dict(env),
@@ -120,6 +132,9 @@ class Context:
             audit=audit,
             osv_db=osv_db,
         )
+        if osv_db is not None:
+            ctx.vulnerabilities()  # a bad --osv-db is named before any work
+        return ctx
 
 
 @dataclass(frozen=True)
@@ -342,14 +357,13 @@ def build_recipe(
 
 def _refuse_vulnerable(recipe: Recipe, locks: Locks, ctx: Context) -> None:
     """`build --audit`: no ZIP from a lock that ships a known vulnerability."""
-    from layerkit import osv
 
     shipping: dict[osv.Package, list[str]] = {}
     for target in recipe.targets:
         for dist in shipped(locks[target.id].lock, recipe.exclude):
             shipping.setdefault((dist.key, dist.version), []).append(target.id)
     ctx.report(recipe.stem, f"checking {len(shipping)} distributions against OSV")
-    found = osv.source(ctx.osv_db, ctx.env, ctx.cache_root).advisories(shipping)
+    found = ctx.vulnerabilities().advisories(shipping)
     if not found:
         return
     lines = [

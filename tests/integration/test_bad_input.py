@@ -65,8 +65,12 @@ CASES = [
     *[(f"{cmd}-recipe-{case}", [cmd, f"recipes/{case}.toml"], {})
       for cmd in ("lock", "build", "verify", "publish") for case in RECIPE_CASES],
     ("build-garbage-lock", ["build", "garbage", "--locked"], {}),
-    *[(f"{cmd}-{case}", [cmd, case], {}) for cmd in ("inspect", "verify", "publish")
+    *[(f"{cmd}-{case}", [cmd, case], {}) for cmd in ("inspect", "verify", "publish", "sbom")
       for case in ZIP_CASES],
+    ("sbom-format", ["sbom", "notzip.zip", "--format", "yaml"], {}),
+    *[(f"{cmd}-osv-db-{case}", [*cmd, "--osv-db", case], {})
+      for cmd in (["build", "garbage", "--audit"], ["audit", "--vulnerabilities"])
+      for case in ("registry-folder", "notzip.zip", "empty.zip", "missing.zip")],
     *[(f"{cmd}-registry-{case}", [*cmd, "--registry", case], {})
       for cmd in (["ls"], ["show", "ok"], ["diff", "ok:1", "ok:2"])
       for case in REGISTRY_CASES],
