@@ -3,7 +3,8 @@
 The public API is what this module exports; everything else may change.
 """
 
-from layerkit.build import Artifact, Context, build_recipe, lock_recipe
+from layerkit.build import Artifact, build_recipe, lock_recipe
+from layerkit.context import Context
 from layerkit.errors import LayerkitError
 from layerkit.inspection import inspect_layer
 from layerkit.recipe import Recipe, load

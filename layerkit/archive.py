@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import os
 import struct
-import tempfile
 import zipfile
 import zlib
 from collections.abc import Iterable
@@ -23,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, BinaryIO
 
+from layerkit import files
 from layerkit.errors import BuildError
 
 STORED, DEFLATED = 0, 8
@@ -157,19 +156,12 @@ def write(entries: list[Entry], dest: Path) -> str:
     for first, second in itertools.pairwise(ordered):
         if first.path == second.path:
             raise ValueError(f"two entries for {first.path}")
-    dest.parent.mkdir(parents=True, exist_ok=True)
     handles: dict[Path, BinaryIO] = {}
-    part: Path | None = None
     try:
-        with tempfile.NamedTemporaryFile(dir=dest.parent, delete=False, prefix=".layerkit-") as tmp:
-            part = Path(tmp.name)
+        with files.atomic(dest) as tmp:
             digest = _write_zip(ordered, tmp, handles)
-        os.chmod(part, 0o644)
-        os.replace(part, dest)
     except BaseException as exc:
-        # A full disk, Ctrl-C: the partial file goes, and dest stays as it was.
-        if part is not None:
-            part.unlink(missing_ok=True)
+        # A full disk, Ctrl-C: the partial file is gone (files.atomic), dest is as it was.
         if isinstance(exc, OSError):
             raise BuildError(
                 f"Cannot write {dest}: {exc.strerror or exc}. Free some space (or point "
@@ -218,11 +210,3 @@ def _write_end(out: _HashingWriter, count: int, size: int, start: int) -> None:
         out.write(struct.pack("<4sIQI", b"PK\x06\x07", 0, record, 1))
         count = 0xFFFF
     out.write(struct.pack("<4sHHHHIIH", b"PK\x05\x06", 0, 0, count, count, size, start, 0))
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()

@@ -13,8 +13,9 @@ import shutil
 import zipfile
 from pathlib import Path
 
-from layerkit import archive, manifest
+from layerkit import manifest
 from layerkit.errors import BuildError, UserError
+from layerkit.files import sha256_of, write_atomic
 
 Summary = tuple[int, int, str]  # files, unzipped bytes, SHA-256
 
@@ -31,16 +32,14 @@ def summary_of(path: Path, key: str) -> Summary | None:
         return None  # damaged, or not a layer: built again
     if found is None or found.build_key != key:
         return None
-    return len(infos), sum(i.file_size for i in infos), archive.sha256_of(path)
+    return len(infos), sum(i.file_size for i in infos), sha256_of(path)
 
 
 def remember(cached: Path, summary: Summary) -> None:
     """Keep an artifact's summary beside it, with the size and mtime it was written with."""
     stat = cached.stat()
     record = [*summary, stat.st_size, stat.st_mtime_ns]
-    tmp = cached.with_name(f".{cached.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(record), encoding="utf-8")
-    os.replace(tmp, cached.with_suffix(".json"))
+    write_atomic(cached.with_suffix(".json"), json.dumps(record))
 
 
 def linked(dest: Path, cached: Path) -> Summary | None:

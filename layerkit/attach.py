@@ -19,10 +19,9 @@ from packaging.utils import canonicalize_name
 
 from layerkit.gateways import FunctionVersion, LayerVersion
 from layerkit.manifest import LayerManifest
-from layerkit.quota import UNZIPPED_LIMIT
+from layerkit.quota import LAYERS_PER_FUNCTION, UNZIPPED_LIMIT
 from layerkit.targets import RETIRED_RUNTIMES, RUNTIMES
 
-LAYERS_PER_FUNCTION = 5
 KINDS = ("incompatible", "deprecated", "shadowed")
 
 

@@ -35,9 +35,10 @@ from layerkit.gateways import (
     Layers,
     LayerVersion,
 )
+from layerkit.http import Client, HttpError, Mismatch
 from layerkit.manifest import LayerManifest
 from layerkit.metadata import parse_metadata
-from layerkit.quota import UNZIPPED_LIMIT, WARN_FRACTION
+from layerkit.quota import LAYERS_PER_FUNCTION, UNZIPPED_LIMIT, WARN_FRACTION
 from layerkit.registry import Registry, Version
 
 log = logging.getLogger("layerkit")
@@ -175,7 +176,7 @@ def report(
                     outdated.append(row)
                 references.append(row)
             entry = {"account": fn.account, "region": fn.region, "function": fn.label}
-            if len(fn.layers) >= attach.LAYERS_PER_FUNCTION - 1:
+            if len(fn.layers) >= LAYERS_PER_FUNCTION - 1:
                 layer_limit.append({**entry, "layers": len(fn.layers)})
             known = [unzipped[a] for a in fn.layers if a in unzipped]
             unknown = [a for a in fn.layers if a not in unzipped]
@@ -266,9 +267,8 @@ def layer_contents(
 ) -> Callable[[str], list[tuple[str, str]] | None]:
     """What a layer version ships: its manifest when layerkit built it, else its ZIP,
     downloaded once and kept by CodeSha256."""
-    import urllib.request
-
     any_clients = next(iter(accounts.values()))
+    http = Client()
 
     def contents(arn: str) -> list[tuple[str, str]] | None:
         if arn in manifests:
@@ -286,9 +286,11 @@ def layer_contents(
             if not location.startswith(("https://", "http://")):
                 log.warning("cannot download %s (no URL from Lambda)", arn)
                 return None
-            cached.parent.mkdir(parents=True, exist_ok=True)
-            with urllib.request.urlopen(location, timeout=120) as reply:
-                cached.write_bytes(reply.read())
+            try:  # CodeSha256 is the ZIP's: a download that does not match is not kept
+                http.download(location, cached, content.sha256)
+            except (HttpError, Mismatch) as exc:
+                log.warning("cannot download %s: %s", arn, exc)
+                return None
         return distributions_of(cached.read_bytes())
 
     return contents

@@ -7,29 +7,26 @@ import hashlib
 import json
 import logging
 import zipfile
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from layerkit import archive, artifact_cache, backends, lock, manifest, native, quota, sbom
 from layerkit.archive import Entry
-from layerkit.backends import Backend, Containers, Strategy
+from layerkit.backends import Backend
 from layerkit.bytecode import (
     Compiled,
     Compiler,
     HostCompiler,
-    Interpreter,
     add_bytecode,
     cache_tag,
-    find_interpreter,
 )
-from layerkit.errors import BuildError, StaleLockError, UserError, VulnerableError
-from layerkit.index import INDEX_STRATEGIES, PackageIndex, WheelCache, cache_dir, settings_from
+from layerkit.context import Context
+from layerkit.errors import BuildError, StaleLockError, VulnerableError
+from layerkit.files import sha256_of, write_atomic
 from layerkit.install import Installed, fetch, install, runtime_overlap_warning, shipped
 from layerkit.lock import LockedDist, LockedTarget
 from layerkit.recipe import Recipe
-from layerkit.settings import cascade
 from layerkit.targets import Target
 from layerkit.version import __version__
 
@@ -41,100 +38,7 @@ log = logging.getLogger("layerkit")
 # Bump when the same inputs would produce different bytes, so cached artifacts are not reused.
 BUILD_FORMAT = 5
 
-Reporter = Callable[[str, str], None]
 Locks = dict[str, LockedTarget]  # by target id
-
-
-@dataclass
-class Context:
-    """Collaborators of a build, made once per command."""
-
-    index: PackageIndex
-    cache_root: Path
-    env: dict[str, str]
-    uv_binary: str
-    containers: Containers
-    report: Reporter = field(default=lambda label, message: None)
-    strategy: Strategy = Strategy.auto
-    require_bytecode: bool = False  # no interpreter for a target's Python is an error
-    audit: bool = False  # check every lock against OSV before building (or [build] audit)
-    osv_db: Path | None = None  # OSV's offline export; None asks OSV's API
-    _said: set[str] = field(default_factory=set, init=False, repr=False)
-    _interpreters: dict[str, Interpreter | None] = field(
-        default_factory=dict, init=False, repr=False
-    )
-    _osv: osv.Source | None = field(default=None, init=False, repr=False)
-
-    @property
-    def wheels(self) -> WheelCache:
-        return WheelCache(self.cache_root)
-
-    def first_time(self, what: str) -> bool:
-        """True the first time it is asked about `what`: a warning is said once per command,
-        though locking and building ask the same question."""
-        if what in self._said:
-            return False
-        self._said.add(what)
-        return True
-
-    def vulnerabilities(self) -> osv.Source:
-        """OSV, made once per command: an offline export is read once for every recipe."""
-        if self._osv is None:
-            from layerkit import osv
-
-            self._osv = osv.source(self.osv_db, self.env, self.cache_root)
-        return self._osv
-
-    def interpreter(self, python: str) -> Interpreter | None:
-        """This host's CPython `python` ("3.11"), looked for once per command."""
-        if python not in self._interpreters:
-            self._interpreters[python] = find_interpreter(
-                python, self.env, self.cache_root, self.uv_binary
-            )
-        return self._interpreters[python]
-
-    @classmethod
-    def from_environment(
-        cls,
-        env: Mapping[str, str],
-        *,
-        index_url: str | None = None,
-        extra_index_urls: tuple[str, ...] = (),
-        ca_bundle: str | None = None,
-        report: Reporter | None = None,
-        strategy: Strategy = Strategy.auto,
-        image: str | None = None,
-        network: str | None = None,
-        require_bytecode: bool = False,
-        index_strategy: str | None = None,
-        audit: bool = False,
-        osv_db: Path | None = None,
-    ) -> Context:
-        from uv import find_uv_bin
-
-        index_strategy = cascade(flag=index_strategy, env=env.get("LAYERKIT_INDEX_STRATEGY"))
-        if index_strategy not in (None, *INDEX_STRATEGIES):
-            raise UserError(
-                f"LAYERKIT_INDEX_STRATEGY={index_strategy!r}: use one of "
-                f"{', '.join(INDEX_STRATEGIES)}."
-            )
-        settings = settings_from(env, index_url, extra_index_urls, ca_bundle, index_strategy)
-        cache_root = cache_dir(env)
-        ctx = cls(
-            index=PackageIndex(settings),
-            cache_root=cache_root,
-            env=dict(env),
-            uv_binary=find_uv_bin(),
-            containers=Containers(dict(env), cache_root, settings, image=image, network=network),
-            report=report or (lambda label, message: None),
-            strategy=strategy,
-            require_bytecode=require_bytecode,
-            audit=audit,
-            osv_db=osv_db,
-        )
-        if osv_db is not None:
-            ctx.vulnerabilities()  # a bad --osv-db is named before any work
-        return ctx
 
 
 @dataclass(frozen=True)
@@ -263,7 +167,7 @@ def _recipe_files(recipe: Recipe) -> list[_File]:
         )
         for target_path, source in sources:
             mode = 0o755 if source.stat().st_mode & 0o111 else 0o644
-            found.append(_File(str(target_path), source, mode, archive.sha256_of(source)))
+            found.append(_File(str(target_path), source, mode, sha256_of(source)))
     return sorted(found, key=lambda f: f.path)
 
 
@@ -386,9 +290,7 @@ def _write_sidecar(zip_path: Path, sidecar: Path) -> None:
     with zipfile.ZipFile(zip_path) as layer:
         text = sbom.read_from(layer)
     if text is not None:
-        temporary = sidecar.with_name(sidecar.name + ".tmp")
-        temporary.write_bytes(text)
-        temporary.replace(sidecar)
+        write_atomic(sidecar, text)
 
 
 def _compilers(

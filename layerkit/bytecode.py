@@ -26,7 +26,6 @@ import json
 import logging
 import os
 import re
-import subprocess
 import tempfile
 import zipfile
 from collections.abc import Mapping
@@ -34,10 +33,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
-from layerkit import archive
+from layerkit import archive, runner
 from layerkit.archive import Entry
 from layerkit.container import BuildContainer
 from layerkit.errors import ToolError
+from layerkit.files import write_atomic
 from layerkit.install import Installed
 from layerkit.runner import run
 
@@ -194,12 +194,10 @@ def find_interpreter(
             return found
     if uv_binary is not None:
         # uv's managed Pythons (`uv python install 3.13`), and whatever else uv can see.
-        result = subprocess.run(
-            [uv_binary, "python", "find", "--no-python-downloads", python],
-            capture_output=True, text=True, check=False, env=dict(env),
-        )  # fmt: skip
-        if result.returncode == 0 and result.stdout.strip():
-            found = probes.ask(Path(result.stdout.strip()))
+        where = runner.output([uv_binary, "python", "find", "--no-python-downloads", python],
+                              env=env)  # fmt: skip
+        if where:
+            found = probes.ask(Path(where))
             if found is not None and found.minor == python:
                 probes.save()
                 return found
@@ -234,16 +232,9 @@ class _Probes:
         if remembered is not None and remembered[:2] == stamp:
             version = remembered[2]
             return Interpreter(candidate, str(version)) if version else None
-        try:
-            result = subprocess.run(
-                [str(candidate), "-I", "-S", "-c", PROBE],
-                capture_output=True, text=True, timeout=30, check=False,
-            )  # fmt: skip
-        except (OSError, subprocess.TimeoutExpired):
-            return None
-        words = result.stdout.split()
+        words = (runner.output([str(candidate), "-I", "-S", "-c", PROBE], timeout=30) or "").split()
         version = ""
-        if result.returncode == 0 and len(words) >= 2 and words[0].startswith("cpython-"):
+        if len(words) >= 2 and words[0].startswith("cpython-"):
             version = words[1]  # only CPython: Lambda runs CPython's bytecode
         self.known[str(real)] = [*stamp, version]
         self.changed = True
@@ -253,9 +244,7 @@ class _Probes:
         if not self.changed:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(self.known, indent=1, sort_keys=True), encoding="utf-8")
-        os.replace(tmp, self.path)
+        write_atomic(self.path, json.dumps(self.known, indent=1, sort_keys=True))
         self.changed = False
 
 

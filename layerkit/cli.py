@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from layerkit import options as opt
-from layerkit import render
-from layerkit.backends import Strategy
-from layerkit.build import Context, build_all, lock_recipe
+from layerkit import render, settings
+from layerkit.build import build_all, lock_recipe
+from layerkit.context import Context, Strategy
 from layerkit.errors import ExitCode, LayerkitError
 from layerkit.index import IndexStrategy
 from layerkit.inspection import inspect_layer
@@ -70,9 +70,7 @@ def _context(
 
 
 def _registry_path(flag: Path | None) -> Path:
-    from layerkit.registry import path_for
-
-    return path_for(flag, os.environ)
+    return settings.resolve(settings.REGISTRY, os.environ, flag=flag)
 
 
 @app.callback()
@@ -209,11 +207,11 @@ def publish(
 ) -> None:
     """Publish a layer version in every region, only where the content is new."""
     from layerkit.aws import Clients
-    from layerkit.publish import run
     from layerkit.registry import Registry
+    from layerkit.workflows import build_and_publish
 
     with render.reporting(as_json) as reporter:
-        done = run(
+        done = build_and_publish(
             layers or [], recipes_dir=recipes_dir, out_dir=out_dir,
             ctx=_context(reporter, require_bytecode=require_bytecode),
             clients=Clients(profile=profile), regions=region, s3_bucket=s3_bucket,
@@ -239,7 +237,8 @@ def registry_sync(
     """Rebuild the registry's versions from the account: every layer, every version."""
     from layerkit.aws import Clients
     from layerkit.publish import regions_for
-    from layerkit.registry import Registry, sync
+    from layerkit.registry import Registry
+    from layerkit.sync import sync
 
     clients = Clients(profile=profile)
     found = sync(regions_for(region, (), clients), clients)
@@ -318,11 +317,10 @@ def audit(
     """Which functions, in which regions and accounts, use which layer versions."""
     from layerkit import osv
     from layerkit.audit import gates, run
-    from layerkit.index import cache_dir
     from layerkit.registry import Registry
 
     gated = gates(fail_on)
-    cache_root = cache_dir(os.environ)
+    cache_root = settings.resolve(settings.CACHE_DIR, os.environ)
     source = None
     if vulnerabilities or osv_db or "vulnerable" in gated:
         source = osv.source(osv_db, dict(os.environ), cache_root)  # reads --osv-db now
@@ -420,7 +418,8 @@ def sbom(
     else:
         from layerkit.registry import Registry
 
-        text = boms.of_version(Registry(_registry_path(registry_path)).version(layer), fmt)
+        found = Registry(_registry_path(registry_path)).newest_manifest(layer)
+        text = boms.of_manifest(found, fmt)
     render.raw(text)
 
 

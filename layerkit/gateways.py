@@ -17,6 +17,7 @@ from typing import Any
 
 from layerkit.aws import Clients, translated
 from layerkit.errors import AWSError, UserError
+from layerkit.quota import UNZIPPED_LIMIT
 
 # Error codes that mean "there is none", per service.
 _ABSENT = {"ResourceNotFoundException", "ParameterNotFound", "404", "NoSuchBucket", "NoSuchKey"}
@@ -178,7 +179,7 @@ class Layers:
         limits, usage = settings.get("AccountLimit", {}), settings.get("AccountUsage", {})
         total, used = limits.get("TotalCodeSize"), usage.get("TotalCodeSize")
         return AccountLimits(
-            unzipped=int(limits.get("CodeSizeUnzipped", 262_144_000)),
+            unzipped=int(limits.get("CodeSizeUnzipped", UNZIPPED_LIMIT)),
             storage_total=None if total is None else int(total),
             storage_used=None if used is None else int(used),
         )

@@ -6,20 +6,17 @@ such as CodeArtifact works as it does with pip. It deliberately ignores find-lin
 constraints and every other pip setting: a layer must be reproducible from its lock and
 its index, not from whatever wheels lie on one machine.
 
-The HTTP and TLS modules are imported by the methods that go to the network: a build
-from cached wheels never does, and those imports cost a tenth of a no-op build.
+HTTP goes through `http.Client` (retries, timeouts, the CA bundle); its modules are
+imported when a request is made, so a build from cached wheels never loads them.
 """
 
 from __future__ import annotations
 
-import base64
 import configparser
-import hashlib
 import json
 import logging
 import os
 import re
-import tempfile
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -30,12 +27,13 @@ from typing import TYPE_CHECKING
 
 from packaging.utils import canonicalize_name
 
-from layerkit.archive import sha256_of
 from layerkit.errors import IntegrityError, PackageIndexError, UserError
+from layerkit.files import sha256_of
+from layerkit.http import Client, HttpError, Mismatch
 from layerkit.redaction import redact
 
 if TYPE_CHECKING:
-    import ssl
+    pass
 
 log = logging.getLogger("layerkit")
 
@@ -49,7 +47,6 @@ class IndexStrategy(str, Enum):
     unsafe_best_match = "unsafe-best-match"  # any version from any index
 
 
-INDEX_STRATEGIES = tuple(s.value for s in IndexStrategy)
 _ACCEPT = "application/vnd.pypi.simple.v1+json, text/html;q=0.1"
 _TIMEOUT = 60
 
@@ -159,67 +156,39 @@ class IndexFile:
 
 @dataclass
 class PackageIndex:
-    """Reads a PEP 503/691 simple index (https:// or file://)."""
+    """Reads a PEP 503/691 simple index (https:// or file://) through the one HTTP client."""
 
     settings: IndexSettings
 
     @cached_property
-    def _context(self) -> ssl.SSLContext:
-        import ssl
-
-        return ssl.create_default_context(cafile=self.settings.cert)
-
-    def _open(self, url: str, accept: str) -> tuple[bytes, str, str]:
-        import urllib.request
-
-        parts = urllib.parse.urlsplit(url)
-        headers = {"Accept": accept, "User-Agent": "layerkit"}
-        if parts.username:
-            token = f"{urllib.parse.unquote(parts.username)}:"
-            token += urllib.parse.unquote(parts.password or "")
-            headers["Authorization"] = "Basic " + base64.b64encode(token.encode()).decode()
-            netloc = parts.hostname or ""
-            if parts.port:
-                netloc += f":{parts.port}"
-            url = urllib.parse.urlunsplit(parts._replace(netloc=netloc))
-        if parts.scheme == "file" and url.endswith("/"):
-            url += "index.html"
-        request = urllib.request.Request(url, headers=headers)
-        with urllib.request.urlopen(request, timeout=_TIMEOUT, context=self._context) as reply:
-            content_type = reply.headers.get("Content-Type", "") if reply.headers else ""
-            return reply.read(), content_type, reply.geturl()
+    def http(self) -> Client:
+        return Client(cafile=self.settings.cert)
 
     def files(self, project: str) -> list[IndexFile]:
         """The files of a project: from the first index that has it, or with
         unsafe-best-match from every index (as uv does)."""
-        import http.client
-        import urllib.error
-
         name = canonicalize_name(project)
         found: list[IndexFile] = []
         for base in self.settings.urls:
             page = f"{base.rstrip('/')}/{name}/"
             try:
-                body, content_type, final_url = self._open(page, _ACCEPT)
-            except urllib.error.HTTPError as exc:
-                if exc.code == 404:
+                reply = self.http.get(page, {"Accept": _ACCEPT})
+            except HttpError as exc:
+                if exc.status == 404 or (exc.status is None and page.startswith("file:")):
                     continue
+                if exc.status is not None:
+                    raise PackageIndexError(
+                        f"The package index answered {exc.status} for {redact(page)}"
+                        f"{_tries(exc)}. Check the index URL and its credentials (pip's "
+                        "index-url, PIP_INDEX_URL or --index-url)."
+                    ) from None
                 raise PackageIndexError(
-                    f"The package index answered {exc.code} for {redact(page)}. "
-                    "Check the index URL and its credentials (pip's index-url, "
-                    "PIP_INDEX_URL or --index-url)."
-                ) from None
-            except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
-                if page.startswith("file:"):
-                    continue
-                reason = getattr(exc, "reason", exc)
-                raise PackageIndexError(
-                    f"Could not reach the package index at {redact(page)}: {reason}. "
-                    "Check the network, a proxy (HTTPS_PROXY) or the CA bundle "
-                    "(--ca-bundle, PIP_CERT)."
+                    f"Could not reach the package index at {redact(page)}: {exc.reason}"
+                    f"{_tries(exc)}. Check the network, a proxy (HTTPS_PROXY) or the CA "
+                    "bundle (--ca-bundle, PIP_CERT)."
                 ) from None
             try:
-                listed = _parse(body, content_type, final_url)
+                listed = _parse(reply.body, reply.content_type, reply.url)
             except (ValueError, KeyError, TypeError):
                 raise PackageIndexError(
                     f"The package index at {redact(page)} answered with a page that is not a "
@@ -238,38 +207,23 @@ class PackageIndex:
 
     def download(self, file: IndexFile, expected_sha256: str, dest: Path) -> None:
         """Fetch a file into dest, refusing it unless its SHA-256 is the expected one."""
-        import http.client
-        import urllib.error
-        import urllib.request
-
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        digest = hashlib.sha256()
         try:
-            with tempfile.NamedTemporaryFile(
-                dir=dest.parent, delete=False, prefix=".download-"
-            ) as tmp:
-                part = Path(tmp.name)
-                request = urllib.request.Request(file.url, headers={"User-Agent": "layerkit"})
-                with urllib.request.urlopen(
-                    request, timeout=_TIMEOUT, context=self._context
-                ) as reply:
-                    while chunk := reply.read(1 << 20):
-                        digest.update(chunk)
-                        tmp.write(chunk)
-        except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
-            Path(tmp.name).unlink(missing_ok=True)
+            self.http.download(file.url, dest, expected_sha256)
+        except HttpError as exc:
             raise PackageIndexError(
                 f"Downloading {file.filename} from {redact(file.url)} failed: "
-                f"{getattr(exc, 'reason', exc)}."
+                f"{exc.status or exc.reason}{_tries(exc)}."
             ) from None
-        if digest.hexdigest() != expected_sha256:
-            part.unlink()
+        except Mismatch as exc:
             raise IntegrityError(
-                f"{file.filename} from {redact(file.url)} has SHA-256 {digest.hexdigest()}, "
+                f"{file.filename} from {redact(file.url)} has SHA-256 {exc.found}, "
                 f"but the lock expects {expected_sha256}. The index served a different file "
                 "than the one locked: do not trust it; re-lock only if the change is expected."
-            )
-        os.replace(part, dest)
+            ) from None
+
+
+def _tries(exc: HttpError) -> str:
+    return f" (after {exc.attempts} attempts)" if exc.attempts > 1 else ""
 
 
 def _parse(body: bytes, content_type: str, page_url: str) -> list[IndexFile]:
@@ -308,13 +262,6 @@ def _parse(body: bytes, content_type: str, page_url: str) -> list[IndexFile]:
             )
         )
     return files
-
-
-def cache_dir(env: Mapping[str, str]) -> Path:
-    if env.get("LAYERKIT_CACHE_DIR"):
-        return Path(env["LAYERKIT_CACHE_DIR"])
-    base = env.get("XDG_CACHE_HOME") or str(Path(env.get("HOME", "~")).expanduser() / ".cache")
-    return Path(base) / "layerkit"
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from typing import Any
 
 from layerkit import elf, manifest, quota
 from layerkit.errors import UserError
+from layerkit.files import open_zip
 from layerkit.metadata import parse_metadata, wheel_tags
 from layerkit.targets import ARCHITECTURES, RUNTIMES
 
@@ -27,11 +28,7 @@ def check_paths(names: list[str], zip_path: Path) -> None:
 
 
 def inspect_layer(zip_path: Path) -> dict[str, Any]:
-    try:
-        archive = zipfile.ZipFile(zip_path)
-    except (OSError, zipfile.BadZipFile) as exc:
-        raise UserError(f"{zip_path}: not a readable ZIP file ({exc}).") from None
-    with archive:
+    with open_zip(zip_path) as archive:
         infos = [i for i in archive.infolist() if not i.is_dir()]
         check_paths([i.filename for i in infos], zip_path)
         sizes = {i.filename: i.file_size for i in infos}

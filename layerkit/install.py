@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
-import os
 import shutil
 import tempfile
 import zipfile
@@ -20,9 +19,11 @@ from pathlib import Path
 
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
-from layerkit.archive import Entry, sha256_of, wheel_entry
+from layerkit import files
+from layerkit.archive import Entry, wheel_entry
 from layerkit.container import BuildContainer
 from layerkit.errors import IntegrityError
+from layerkit.files import sha256_of
 from layerkit.index import IndexFile, PackageIndex, WheelCache
 from layerkit.lock import Lock, LockedDist, best_wheel, choose_wheel
 from layerkit.metadata import parse_metadata
@@ -321,9 +322,7 @@ def _built_wheel(cache_root: Path, container: BuildContainer, sdist: Path) -> Pa
 
 def _keep_built(cache_root: Path, container: BuildContainer, sdist: Path, wheel: Path) -> Path:
     """Copy a compiled wheel into the cache atomically: a reader sees all of it or none."""
-    folder = _built_folder(cache_root, container, sdist)
-    folder.mkdir(parents=True, exist_ok=True)
-    part = folder / f".{wheel.name}.{os.getpid()}"
-    shutil.copyfile(wheel, part)
-    os.replace(part, folder / wheel.name)
-    return folder / wheel.name
+    kept = _built_folder(cache_root, container, sdist) / wheel.name
+    with files.atomic(kept) as out, wheel.open("rb") as source:
+        shutil.copyfileobj(source, out)
+    return kept

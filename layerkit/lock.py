@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import re
 import shlex
 import sys
@@ -46,6 +45,7 @@ from layerkit.errors import (
     StaleLockError,
     ToolError,
 )
+from layerkit.files import write_atomic
 from layerkit.index import IndexFile, PackageIndex
 from layerkit.recipe import Recipe
 from layerkit.runner import run
@@ -388,10 +388,5 @@ def write(recipe: Recipe, target: Target, lock: Lock) -> Path:
     """Write the lock atomically: a reader sees the old file or the new one, never half."""
     path = recipe.lock_path(target)
     text = lock.render(target, recipe.stem)
-    with tempfile.NamedTemporaryFile(
-        "w", dir=path.parent, delete=False, encoding="utf-8", prefix=f".{path.name}."
-    ) as tmp:
-        tmp.write(text)
-    os.chmod(tmp.name, 0o644)
-    os.replace(tmp.name, path)
+    write_atomic(path, text)
     return path

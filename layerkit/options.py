@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from layerkit.backends import Strategy
+from layerkit.context import Strategy
 from layerkit.index import IndexStrategy as IndexStrategyChoice
 
 RecipesArg = Annotated[
@@ -48,9 +48,8 @@ RequireBytecode = Annotated[
     bool,
     typer.Option(
         "--require-bytecode",
-        envvar="LAYERKIT_REQUIRE_BYTECODE",
         help="Fail instead of warning when no interpreter of a target's Python can compile "
-        "its bytecode (for CI).",
+        "its bytecode (for CI; or LAYERKIT_REQUIRE_BYTECODE=1).",
     ),
 ]
 CaBundle = Annotated[

@@ -13,9 +13,7 @@ An advisory filed twice (a GHSA and the PYSEC that aliases it) is reported once.
 from __future__ import annotations
 
 import json
-import urllib.error
 import urllib.parse
-import urllib.request
 import zipfile
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -27,11 +25,12 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from layerkit.errors import OsvError, UserError
+from layerkit.files import write_atomic
+from layerkit.http import Client, HttpError
+from layerkit.settings import OSV_URL, resolve
 
-DEFAULT_URL = "https://api.osv.dev"
 ECOSYSTEM = "PyPI"
 BATCH = 1000  # OSV's limit of queries per querybatch request
-TIMEOUT = 60
 
 Package = tuple[str, str]  # (canonical name, version)
 
@@ -196,21 +195,20 @@ class Database:
 class Service:
     """OSV's API: querybatch for the IDs, then each advisory, cached by ID and modification."""
 
-    def __init__(self, url: str, cache_root: Path) -> None:
+    def __init__(self, url: str, cache_root: Path, http: Client | None = None) -> None:
         self.url = url.rstrip("/")
         self.cache = cache_root / "osv"
+        self.http = http or Client()
 
     def _call(self, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-        request = urllib.request.Request(
-            self.url + path,
-            data=None if body is None else json.dumps(body).encode(),
-            headers={"Content-Type": "application/json"},
-            method="GET" if body is None else "POST",
-        )
+        url = self.url + path
         try:
-            with urllib.request.urlopen(request, timeout=TIMEOUT) as reply:
-                data = json.loads(reply.read())
-        except (urllib.error.URLError, OSError, ValueError) as exc:
+            if body is None:
+                reply = self.http.get(url)
+            else:
+                reply = self.http.post_json(url, json.dumps(body).encode())
+            data = json.loads(reply.body)
+        except (HttpError, ValueError) as exc:
             raise OsvError(
                 f"OSV at {self.url} did not answer {path}: {exc}. Check the network, or "
                 "check offline with --osv-db (OSV's PyPI export)."
@@ -253,10 +251,7 @@ class Service:
                 cached.unlink()
         record = self._call(f"/v1/vulns/{urllib.parse.quote(vuln_id)}")
         if modified:
-            self.cache.mkdir(parents=True, exist_ok=True)
-            temporary = cached.with_name(cached.name + ".tmp")
-            temporary.write_text(json.dumps(record))
-            temporary.replace(cached)
+            write_atomic(cached, json.dumps(record))
         return record
 
     def advisories(self, packages: Iterable[Package]) -> dict[Package, list[Advisory]]:
@@ -281,4 +276,4 @@ def source(osv_db: Path | None, env: Mapping[str, str], cache_root: Path) -> Sou
     """The offline export when one is given, else OSV's API (or LAYERKIT_OSV_URL)."""
     if osv_db is not None:
         return Database(osv_db)
-    return Service(env.get("LAYERKIT_OSV_URL") or DEFAULT_URL, cache_root)
+    return Service(resolve(OSV_URL, env), cache_root)

@@ -18,24 +18,22 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from layerkit import quota
 from layerkit.aws import Clients
 from layerkit.errors import AWSError, CredentialsError, LayerkitError, QuotaError, UserError
+from layerkit.files import open_zip, sha256_of
 from layerkit.gateways import LayerArn, Layers, Objects, Parameters
 from layerkit.guard import STALE_SECONDS, Guard
 from layerkit.manifest import LayerManifest
 from layerkit.recipe import PublishSettings
 from layerkit.registry import Registry, Version, git_commit, now, who
 from layerkit.settings import cascade
-
-if TYPE_CHECKING:
-    from layerkit.build import Context
 
 log = logging.getLogger("layerkit")
 
@@ -129,14 +127,17 @@ class Outcome:
 def check_before_any_call(layer: Layer) -> None:
     """Limits moto does not enforce and AWS enforces only after an upload."""
     quota.check(layer.path.name, layer.unzipped, [])
-    if len(layer.full_description) > 256:
+    if len(layer.full_description) > quota.DESCRIPTION_LIMIT:
         raise UserError(
             f"{layer.name}: the Description would have {len(layer.full_description)} "
-            "characters with layerkit's content marker; Lambda allows 256. Shorten "
-            "[layer] description."
+            f"characters with layerkit's content marker; Lambda allows "
+            f"{quota.DESCRIPTION_LIMIT}. Shorten [layer] description."
         )
-    if len(layer.license) > 512:
-        raise UserError(f"{layer.name}: the licence has over 512 characters (Lambda's limit).")
+    if len(layer.license) > quota.LICENSE_LIMIT:
+        raise UserError(
+            f"{layer.name}: the licence has over {quota.LICENSE_LIMIT} characters (Lambda's "
+            "limit)."
+        )
 
 
 def plan(
@@ -400,16 +401,11 @@ def versions_published(layer: Layer, outcomes: list[Outcome], cwd: Path) -> list
 
 def layer_from_zip(path: Path) -> Layer:
     """A built ZIP and what its manifest says about it; built by layerkit or refused."""
-    import zipfile
+    from layerkit import manifest
 
-    from layerkit import archive, manifest
-
-    try:
-        with zipfile.ZipFile(path) as zipped:
-            found = manifest.read_from(zipped)
-            unzipped = sum(i.file_size for i in zipped.infolist())
-    except (OSError, zipfile.BadZipFile) as exc:
-        raise UserError(f"{path}: not a readable ZIP file ({exc}).") from None
+    with open_zip(path) as zipped:
+        found = manifest.read_from(zipped)
+        unzipped = sum(i.file_size for i in zipped.infolist())
     if found is None or not found.artifact:
         raise UserError(
             f"{path} has no layerkit manifest naming its layer: publish ZIPs made by "
@@ -418,7 +414,7 @@ def layer_from_zip(path: Path) -> Layer:
     return Layer(
         name=found.artifact,
         path=path,
-        sha256=archive.sha256_of(path),
+        sha256=sha256_of(path),
         unzipped=unzipped,
         zipped=path.stat().st_size,
         runtimes=found.runtimes,
@@ -443,62 +439,31 @@ class Run:
 
 
 def run(
-    names: list[str],
+    work: list[tuple[Layer, PublishSettings]],
     *,
-    recipes_dir: Path,
-    out_dir: Path,
-    ctx: Context,
     clients: Clients,
     regions: list[str] | None,
-    s3_bucket: str | None,
     dry_run: bool,
     create_bucket: bool,
     registry: Registry,
+    stale_after: float = STALE_SECONDS,
     direct_limit: int = quota.DIRECT_UPLOAD_LIMIT,
 ) -> Run:
-    """Publish ZIPs (from `layerkit build`) and recipes (built first with --locked): plan
-    every layer in every region, then unless dry_run carry the plans out and record them."""
-    from layerkit.build import build_recipe
-    from layerkit.recipe import recipes_named
-
-    work = [(layer_from_zip(Path(n)), PublishSettings()) for n in names if n.endswith(".zip")]
-    recipe_names = [n for n in names if not n.endswith(".zip")]
-    if recipe_names or not names:
-        for recipe in recipes_named(recipe_names, recipes_dir):
-            for artifact in build_recipe(recipe, ctx, out_dir, locked=True):
-                work.append((layer_from_zip(artifact.path), recipe.publish))
+    """Publish built layers, each with its recipe's settings: plan every layer in every
+    region, then unless dry_run carry the plans out and record them."""
     plans = []
     for layer, settings in work:
-        bucket = cascade(flag=s3_bucket, env=ctx.env.get("LAYERKIT_S3_BUCKET"),
-                         recipe=settings.s3_bucket)  # fmt: skip
-        settings = replace(settings, s3_bucket=bucket)
         where = regions_for(regions, settings.regions, clients)
         plans.append((layer, plan(layer, where, settings, clients, direct_limit)))
     outcomes: list[Outcome] = []
     if not dry_run:
         for layer, actions in plans:
             done = execute(
-                layer, actions, clients, create_bucket=create_bucket,
-                stale_after=_stale_after(ctx.env),
-            )  # fmt: skip
+                layer, actions, clients, create_bucket=create_bucket, stale_after=stale_after
+            )
             registry.record_versions(versions_published(layer, done, Path.cwd()))
             outcomes += done
     return Run(plans, outcomes, clients.calls)
-
-
-def _stale_after(env: Mapping[str, str]) -> float:
-    """LAYERKIT_GUARD_STALE_SECONDS: how long a guard may go unrefreshed before its job is
-    taken for dead (default 60)."""
-    text = env.get("LAYERKIT_GUARD_STALE_SECONDS")
-    if not text:
-        return STALE_SECONDS
-    try:
-        seconds = float(text)
-    except ValueError:
-        seconds = 0
-    if seconds <= 0:
-        raise UserError(f"LAYERKIT_GUARD_STALE_SECONDS={text!r}: give a number of seconds above 0.")
-    return seconds
 
 
 def regions_for(flags: list[str] | None, recipe: tuple[str, ...], clients: Clients) -> list[str]:

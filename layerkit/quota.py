@@ -1,4 +1,5 @@
-"""Lambda's size quotas, checked before anything is written or uploaded."""
+"""Lambda's limits, in one place, and the size check made before anything is written or
+uploaded (moto enforces none of them, and AWS some only after an upload)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,10 @@ from layerkit.errors import QuotaError
 
 UNZIPPED_LIMIT = 262_144_000  # function + all its layers, unzipped (250 MiB)
 DIRECT_UPLOAD_LIMIT = 50 * 1024 * 1024  # Content.ZipFile; larger goes through S3
+LAYERS_PER_FUNCTION = 5
+DESCRIPTION_LIMIT = 256  # a layer version's Description
+LICENSE_LIMIT = 512  # a layer version's LicenseInfo
+LAYER_NAME_LIMIT = 140  # LayerName: letters, digits, '-' and '_'
 WARN_FRACTION = 0.8
 
 

@@ -19,6 +19,7 @@ from typing import Any
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
+from layerkit import quota
 from layerkit.errors import RecipeError
 from layerkit.targets import ARCHITECTURES, RUNTIME_PROVIDED, RUNTIMES, Target
 
@@ -29,11 +30,10 @@ else:  # pragma: no cover
 
 log = logging.getLogger("layerkit")
 
-LAYER_NAME = re.compile(r"[A-Za-z0-9_-]{1,140}")
-# Lambda allows 256 characters; publish appends a content marker of at most this many.
+LAYER_NAME = re.compile(rf"[A-Za-z0-9_-]{{1,{quota.LAYER_NAME_LIMIT}}}")
+# publish appends a content marker of at most this many characters to the Description.
 DESCRIPTION_RESERVED = 32
-DESCRIPTION_LIMIT = 256 - DESCRIPTION_RESERVED
-LICENSE_LIMIT = 512
+DESCRIPTION_LIMIT = quota.DESCRIPTION_LIMIT - DESCRIPTION_RESERVED
 # Paths under /opt that belong to others: python/ holds the packages, layerkit/ the manifest.
 RESERVED_TARGETS = ("python", "layerkit")
 
@@ -238,10 +238,10 @@ def load(path: Path, today: Callable[[], datetime.date] = datetime.date.today) -
             "content marker).",
         )
     license_ = reader.get(layer, "layer", "license", str, "")
-    if len(license_) > LICENSE_LIMIT:
+    if len(license_) > quota.LICENSE_LIMIT:
         raise reader.fail(
             "layer.license",
-            f"has {len(license_)} characters; Lambda allows at most {LICENSE_LIMIT}.",
+            f"has {len(license_)} characters; Lambda allows at most {quota.LICENSE_LIMIT}.",
         )
     runtimes = reader.choices(layer, "runtimes", RUNTIMES, "Python runtimes")
     architectures = reader.choices(layer, "architectures", ARCHITECTURES, "architectures")

@@ -12,18 +12,15 @@ import datetime
 import getpass
 import json
 import sqlite3
-import subprocess
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from layerkit.aws import Clients
+from layerkit import runner
 from layerkit.errors import UserError
-from layerkit.gateways import Layers
 from layerkit.manifest import Change, LayerManifest, diff
-from layerkit.settings import cascade
 
 # PRAGMA user_version: which migrations a registry file has had. A newer layerkit runs the
 # missing ones; an older one refuses a newer file rather than misread it.
@@ -88,19 +85,6 @@ def _stored(manifest: LayerManifest | None) -> str | None:
     return json.dumps(manifest.to_json()) if manifest else None
 
 
-def path_for(flag: Path | None, env: Mapping[str, str]) -> Path:
-    """--registry, else LAYERKIT_REGISTRY, else the XDG data folder."""
-    data_home = env.get("XDG_DATA_HOME") or str(
-        Path(env.get("HOME", "~")).expanduser() / ".local/share"
-    )
-    variable = Path(env["LAYERKIT_REGISTRY"]) if env.get("LAYERKIT_REGISTRY") else None
-    found = cascade(
-        flag=flag, env=variable, default=Path(data_home) / "layerkit" / "registry.sqlite"
-    )
-    assert found is not None
-    return found
-
-
 def who() -> str:
     try:
         return getpass.getuser()
@@ -112,13 +96,7 @@ def git_commit(cwd: Path) -> str | None:
     """The commit checked out where layerkit runs, when that is a git repository."""
     if not any((folder / ".git").exists() for folder in (cwd, *cwd.parents)):
         return None  # not a repository: no need to start git
-    try:
-        result = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=False
-        )
-    except OSError:
-        return None
-    return result.stdout.strip() or None if result.returncode == 0 else None
+    return runner.output(["git", "rev-parse", "HEAD"], cwd=cwd) or None
 
 
 def now() -> str:
@@ -248,6 +226,16 @@ class Registry:
             )
         return found
 
+    def newest_manifest(self, spec: str) -> LayerManifest:
+        """The manifest of NAME's newest version (or of NAME:VERSION), as recorded."""
+        newest = max(self.version(spec), key=lambda v: v.version)
+        if newest.manifest is None:
+            raise UserError(
+                f"{newest.arn} has no layerkit manifest in the registry (built by another "
+                "tool, or recorded without one): download its ZIP and run `layerkit sbom ZIP`."
+            )
+        return newest.manifest
+
     def diff(self, old: str, new: str) -> dict[str, list[Change]]:
         """Distributions added, removed, upgraded and downgraded from version old to new."""
         manifests = []
@@ -257,54 +245,3 @@ class Registry:
                 raise UserError(f"{spec} has no manifest in the registry (not built by layerkit).")
             manifests.append(found)
         return diff(manifests[0], manifests[1])
-
-
-def sync(regions: list[str], clients: Clients, download: bool = True) -> list[Version]:
-    """Every layer version in the regions, read from the account: what `registry sync`
-    stores. For layerkit's versions the manifest is read from the layer itself when its
-    content can be downloaded."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    def one(region: str) -> list[Version]:
-        layers = Layers(clients, region)
-        found = []
-        for name, listed in layers.everything(region).items():
-            for item in listed:
-                content = layers.content(item.arn)
-                ours = "[lk:" in item.description
-                found.append(
-                    Version(
-                        arn=str(item.arn),
-                        layer=name,
-                        region=region,
-                        account=item.arn.account,
-                        version=item.arn.version,
-                        sha256=content.sha256,
-                        size=content.size,
-                        description=item.description,
-                        runtimes=item.runtimes,
-                        architectures=item.architectures,
-                        created=item.created,
-                        manifest=_remote_manifest(content.location) if download and ours else None,
-                    )
-                )
-        return found
-
-    with ThreadPoolExecutor(max_workers=max(1, len(regions))) as pool:
-        return [v for versions in pool.map(one, regions) for v in versions]
-
-
-def _remote_manifest(location: str) -> LayerManifest | None:
-    """The manifest inside a layer, from the presigned URL GetLayerVersion gives."""
-    if not location.startswith("https://"):
-        return None  # moto answers s3://, a real account a presigned https URL
-    import io
-    import urllib.request
-    import zipfile
-
-    from layerkit import manifest
-
-    with urllib.request.urlopen(location, timeout=120) as reply:
-        data = reply.read()
-    with zipfile.ZipFile(io.BytesIO(data)) as zipped:
-        return manifest.read_from(zipped)

@@ -37,3 +37,28 @@ def run(
         tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-_TAIL_LINES:])
         raise ToolError(shown, result.returncode, redact(tail))
     return result
+
+
+def output(
+    command: Sequence[str],
+    *,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout: float | None = None,
+) -> str | None:
+    """A probe's stdout, stripped; None when it cannot start, fails or times out. For
+    questions whose "no" is an answer (is this a git checkout? which Python is this?)."""
+    log.debug("probing %s", shlex.join(redact(part) for part in command))
+    try:
+        result = subprocess.run(
+            list(command),
+            cwd=cwd,
+            env=dict(env) if env is not None else None,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return result.stdout.strip() if result.returncode == 0 else None

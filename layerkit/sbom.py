@@ -16,7 +16,6 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
-import os
 import uuid
 import zipfile
 from pathlib import Path
@@ -26,6 +25,7 @@ from packaging.utils import canonicalize_name
 
 from layerkit import manifest
 from layerkit.errors import UserError
+from layerkit.files import open_zip, write_atomic
 from layerkit.manifest import MANIFEST_DIR, Distribution, LayerManifest, TargetContent
 from layerkit.metadata import parse_metadata
 from layerkit.targets import RUNTIMES
@@ -34,7 +34,6 @@ from layerkit.version import __version__
 if TYPE_CHECKING:
     from cyclonedx.model.bom import Bom
 
-    from layerkit.registry import Version
 
 SUFFIX = ".cdx.json"
 FORMATS = ("json", "xml")
@@ -156,10 +155,7 @@ def for_build(layer: LayerManifest, manifest_bytes: bytes, cache_root: Path) -> 
     except (OSError, ValueError):
         pass
     data = dumps(make(layer))
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    temporary = cached.with_name(f"{cached.name}.{os.getpid()}.tmp")
-    temporary.write_bytes(data)
-    temporary.replace(cached)
+    write_atomic(cached, data)
     return data
 
 
@@ -189,11 +185,7 @@ def read_from(archive: zipfile.ZipFile) -> bytes | None:
 def of_zip(zip_path: Path, fmt: str = "json") -> bytes:
     """`layerkit sbom ZIP`: the SBOM the layer carries; for a layer without one (an older
     layerkit's, or not layerkit's), one made from its manifest or its *.dist-info."""
-    try:
-        archive = zipfile.ZipFile(zip_path)
-    except (OSError, zipfile.BadZipFile) as exc:
-        raise UserError(f"{zip_path}: not a readable ZIP file ({exc}).") from None
-    with archive:
+    with open_zip(zip_path) as archive:
         stored = read_from(archive)
         if stored is not None:
             return convert(stored, fmt, str(zip_path))
@@ -201,16 +193,10 @@ def of_zip(zip_path: Path, fmt: str = "json") -> bytes:
     return dumps(make(layer), fmt)
 
 
-def of_version(versions: list[Version], fmt: str = "json") -> bytes:
+def of_manifest(layer: LayerManifest, fmt: str = "json") -> bytes:
     """`layerkit sbom NAME[:VERSION]`: from the manifest the registry recorded at publish,
     which is the manifest in the ZIP, so the SBOM is the one the ZIP carries."""
-    newest = max(versions, key=lambda v: v.version)
-    if newest.manifest is None:
-        raise UserError(
-            f"{newest.arn} has no layerkit manifest in the registry (built by another tool, "
-            "or recorded without one): download its ZIP and run `layerkit sbom ZIP`."
-        )
-    return dumps(make(newest.manifest), fmt)
+    return dumps(make(layer), fmt)
 
 
 def _from_dist_info(archive: zipfile.ZipFile, name: str) -> LayerManifest:

@@ -13,17 +13,16 @@ import os
 import platform
 import shlex
 import tempfile
-import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from layerkit import manifest
+from layerkit import manifest, settings
 from layerkit.bytecode import find_interpreter
 from layerkit.container import DOCKER_ARCHITECTURES, ContainerEngine, Mount, Run
 from layerkit.errors import UserError
-from layerkit.index import cache_dir
+from layerkit.files import open_zip
 from layerkit.inspection import check_paths
 from layerkit.runner import run
 from layerkit.targets import ARCHITECTURES, RUNTIMES
@@ -141,11 +140,7 @@ def verify(
     """Import-check every target of the layer; engine is None only with native, which
     finds the target's Python as the build does, from env (default: the process's)."""
     env = os.environ if env is None else env
-    try:
-        layer = zipfile.ZipFile(zip_path)
-    except (OSError, zipfile.BadZipFile) as exc:
-        raise UserError(f"{zip_path}: not a readable ZIP file ({exc}).") from None
-    with layer:
+    with open_zip(zip_path) as layer:
         check_paths(layer.namelist(), zip_path)
         found = manifest.read_from(layer)
         if found is None:
@@ -197,7 +192,7 @@ def _native(
         )
     from uv import find_uv_bin
 
-    found = find_interpreter(python, env, cache_dir(env), find_uv_bin())
+    found = find_interpreter(python, env, settings.resolve(settings.CACHE_DIR, env), find_uv_bin())
     if found is None:
         raise UserError(
             f"{target_id} needs Python {python} on this machine to be verified natively (on "

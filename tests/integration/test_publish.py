@@ -20,7 +20,7 @@ from layerkit.aws import Clients, translated
 from layerkit.errors import AWSError, QuotaError
 from layerkit.manifest import LayerManifest
 from layerkit.publish import Layer, _check_account, _find_existing
-from layerkit.registry import sync
+from layerkit.sync import sync
 from tests.conftest import layerkit, write_recipe
 
 REGIONS = ["eu-west-1", "us-east-1"]

@@ -1,0 +1,62 @@
+"""Files on disk, written so that a reader never sees half of one.
+
+Every file layerkit writes that another run may read (ZIPs, locks, caches, SBOMs, cached
+downloads) goes through `atomic`: the bytes go to a uniquely named temporary file in the
+same folder, which replaces the target by rename only once it is complete. A run killed
+half-way, a full disk or two processes writing at once leave the old file or the new one,
+never a truncated one that the next run would trust.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO
+
+from layerkit.errors import UserError
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@contextmanager
+def atomic(path: Path, mode: int = 0o644) -> Iterator[IO[bytes]]:
+    """A binary file to write `path` through: it appears whole, with `mode`, when the block
+    ends, and not at all when the block raises (the temporary file is removed)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed below on every path
+        dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False
+    )
+    part = Path(handle.name)
+    try:
+        with handle:
+            yield handle
+        os.chmod(part, mode)  # a temporary file is private (0600); the result is not
+        os.replace(part, path)
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise
+
+
+def write_atomic(path: Path, data: bytes | str) -> None:
+    """Write `path` whole or not at all (text is written as UTF-8)."""
+    with atomic(path) as handle:
+        handle.write(data.encode("utf-8") if isinstance(data, str) else data)
+
+
+def open_zip(path: Path) -> zipfile.ZipFile:
+    """A ZIP opened for reading, or a UserError naming the file: never a traceback."""
+    try:
+        return zipfile.ZipFile(path)
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise UserError(f"{path}: not a readable ZIP file ({exc}).") from None

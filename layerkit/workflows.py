@@ -1,0 +1,55 @@
+"""What spans both wings: a build followed by a publish.
+
+The build wing never talks to AWS and the account wing never builds; a command that does
+both (`layerkit publish RECIPE`) is composed here, above them, from each wing's own
+functions. Nothing else lives here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from layerkit.aws import Clients
+from layerkit.build import build_recipe
+from layerkit.context import Context
+from layerkit.publish import Layer, Run, layer_from_zip, run
+from layerkit.recipe import PublishSettings, recipes_named
+from layerkit.registry import Registry
+from layerkit.settings import GUARD_STALE_SECONDS, S3_BUCKET, resolve
+
+
+def build_and_publish(
+    names: list[str],
+    *,
+    recipes_dir: Path,
+    out_dir: Path,
+    ctx: Context,
+    clients: Clients,
+    regions: list[str] | None,
+    s3_bucket: str | None,
+    dry_run: bool,
+    create_bucket: bool,
+    registry: Registry,
+    direct_limit: int,
+) -> Run:
+    """`layerkit publish`: ZIPs as they are, and recipes built first with --locked (a
+    publish never resolves anew); every layer then published with its recipe's settings."""
+    work: list[tuple[Layer, PublishSettings]] = [
+        (layer_from_zip(Path(n)), PublishSettings()) for n in names if n.endswith(".zip")
+    ]
+    recipe_names = [n for n in names if not n.endswith(".zip")]
+    if recipe_names or not names:
+        for recipe in recipes_named(recipe_names, recipes_dir):
+            for artifact in build_recipe(recipe, ctx, out_dir, locked=True):
+                work.append((layer_from_zip(artifact.path), recipe.publish))
+    work = [
+        (layer, replace(settings, s3_bucket=resolve(
+            S3_BUCKET, ctx.env, flag=s3_bucket, recipe=settings.s3_bucket)))
+        for layer, settings in work
+    ]  # fmt: skip
+    return run(
+        work, clients=clients, regions=regions, dry_run=dry_run, create_bucket=create_bucket,
+        registry=registry, stale_after=resolve(GUARD_STALE_SECONDS, ctx.env),
+        direct_limit=direct_limit,
+    )  # fmt: skip
