@@ -1,5 +1,5 @@
 import sys
 
-from layerkit.cli import main
+from layerkit.cli.app import main
 
 sys.exit(main())

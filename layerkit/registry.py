@@ -20,7 +20,7 @@ from typing import Any
 
 from layerkit import runner
 from layerkit.errors import UserError
-from layerkit.manifest import Change, LayerManifest, diff
+from layerkit.layer.manifest import Change, LayerManifest, diff
 
 # PRAGMA user_version: which migrations a registry file has had. A newer layerkit runs the
 # missing ones; an older one refuses a newer file rather than misread it.

@@ -10,10 +10,10 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from layerkit.aws import Clients
-from layerkit.build import build_recipe
-from layerkit.context import Context
-from layerkit.publish import Layer, Run, layer_from_zip, run
+from layerkit.account.clients import Clients
+from layerkit.account.publish import Layer, Run, layer_from_zip, run
+from layerkit.build.context import Context
+from layerkit.build.pipeline import build_recipe
 from layerkit.recipe import PublishSettings, recipes_named
 from layerkit.registry import Registry
 from layerkit.settings import GUARD_STALE_SECONDS, S3_BUCKET, resolve

@@ -16,10 +16,10 @@ from botocore.stub import Stubber
 from hypothesis import given
 from hypothesis import strategies as st
 
-from layerkit.audit import Scan, prune_candidates, report, scan_region
-from layerkit.aws import Clients
+from layerkit.account.audit import Scan, prune_candidates, report, scan_region
+from layerkit.account.clients import Clients
+from layerkit.account.gateways import FunctionVersion
 from layerkit.errors import UserError
-from layerkit.gateways import FunctionVersion
 from tests.conftest import layerkit
 
 REGIONS = ["eu-west-1", "us-east-1"]
@@ -416,7 +416,7 @@ def test_another_accounts_layer_is_read_once_from_its_zip(tmp_path: Path) -> Non
     import http.server
     import threading
 
-    from layerkit.audit import layer_contents, package_matches
+    from layerkit.account.audit import layer_contents, package_matches
 
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as zipped:
@@ -488,7 +488,7 @@ def test_organization_scans_every_member_account(project: Path, aws: dict[str, s
 def test_regions_and_accounts_are_scanned_at_the_same_time() -> None:
     import threading
 
-    from layerkit.audit import scan
+    from layerkit.account.audit import scan
 
     regions = ["eu-west-1", "us-east-1", "ap-southeast-2"]
     # Every region's first call waits here until all three are in flight: a scan that
@@ -512,8 +512,8 @@ def test_regions_and_accounts_are_scanned_at_the_same_time() -> None:
 
 
 def test_a_failed_update_is_reported_and_the_rest_go_on() -> None:
-    from layerkit.rollout import Update
-    from layerkit.rollout import apply as apply_rollout
+    from layerkit.account.rollout import Update
+    from layerkit.account.rollout import apply as apply_rollout
 
     old = ("arn:aws:lambda:eu-west-1:123456789012:layer:base:1",)
     new = ("arn:aws:lambda:eu-west-1:123456789012:layer:base:4",)

@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from layerkit.inspection import inspect_layer
-from layerkit.lock import parse
+from layerkit.build.lock import parse
+from layerkit.layer.inspection import inspect_layer
 from tests.conftest import layerkit, write_recipe
 
 pytestmark = pytest.mark.network

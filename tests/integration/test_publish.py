@@ -16,11 +16,11 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from layerkit.aws import Clients, translated
+from layerkit.account.clients import Clients, translated
+from layerkit.account.publish import Layer, _check_account, _find_existing
+from layerkit.account.sync import sync
 from layerkit.errors import AWSError, QuotaError
-from layerkit.manifest import LayerManifest
-from layerkit.publish import Layer, _check_account, _find_existing
-from layerkit.sync import sync
+from layerkit.layer.manifest import LayerManifest
 from tests.conftest import layerkit, write_recipe
 
 REGIONS = ["eu-west-1", "us-east-1"]

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from layerkit.aws import Clients
-from layerkit.gateways import Parameters
-from layerkit.guard import Guard
+from layerkit.account.clients import Clients
+from layerkit.account.gateways import Parameters
+from layerkit.account.guard import Guard
 from tests.conftest import layerkit
 from tests.fleet import client
 from tests.integration.test_publish import REGIONS, files_recipe, versions

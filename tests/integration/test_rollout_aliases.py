@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 from botocore.stub import Stubber
 
-from layerkit.aws import Clients
-from layerkit.gateways import FunctionVersion
-from layerkit.rollout import Update, apply
+from layerkit.account.clients import Clients
+from layerkit.account.gateways import FunctionVersion
+from layerkit.account.rollout import Update, apply
 from tests.conftest import layerkit
 from tests.fleet import client, execution_role, zipped
 
@@ -193,7 +193,7 @@ def test_a_publish_that_fails_leaves_the_alias_on_its_version() -> None:
 
 
 def test_versions_differ_only_in_what_was_released() -> None:
-    from layerkit.gateways import Functions
+    from layerkit.account.gateways import Functions
 
     def version(**config: Any) -> FunctionVersion:
         base = {"FunctionName": "f", "Runtime": "python3.12", "Handler": "h.handle"}

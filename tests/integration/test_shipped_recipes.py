@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from packaging.utils import parse_wheel_filename
 
-from layerkit.inspection import inspect_layer
+from layerkit.layer.inspection import inspect_layer
 from layerkit.targets import target
 from tests.conftest import RECIPES, layerkit
 from tests.layers import extract, import_all, runtime_packages

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from packaging.utils import parse_wheel_filename
 
-from layerkit.index import PackageIndex, settings_from
-from layerkit.inspection import inspect_layer
-from layerkit.lock import parse
+from layerkit.build.index import PackageIndex, settings_from
+from layerkit.build.lock import parse
+from layerkit.layer.inspection import inspect_layer
 from tests.conftest import layerkit, write_recipe
 from tests.layers import extract, import_all, interpreter, runtime_packages
 

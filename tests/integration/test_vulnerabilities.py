@@ -122,8 +122,8 @@ def test_build_audit_refuses_a_vulnerable_lock_before_building(project: Path) ->
 
 def test_another_tools_layer_is_checked_from_its_dist_info() -> None:
     from layerkit import osv
-    from layerkit.audit import Scan, distributions_of, report, vulnerable
-    from layerkit.gateways import FunctionVersion
+    from layerkit.account.audit import Scan, distributions_of, report, vulnerable
+    from layerkit.account.gateways import FunctionVersion
 
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as zipped:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from layerkit.elf import glibc_needs, machine
+from layerkit.layer.elf import glibc_needs, machine
 from tests.wheels import ELF_AARCH64, elf_needing
 
 

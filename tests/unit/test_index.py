@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from layerkit.build.index import PYPI, PackageIndex, WheelCache, settings_from
 from layerkit.errors import IntegrityError, PackageIndexError
-from layerkit.index import PYPI, PackageIndex, WheelCache, settings_from
 from layerkit.redaction import redact
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from layerkit.errors import UserError
-from layerkit.inspection import inspect_layer
+from layerkit.layer.inspection import inspect_layer
 from tests.conftest import layerkit
 from tests.wheels import ELF_AARCH64, ELF_X86_64, elf_needing
 

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
+from layerkit.build.install import install, runtime_overlap_warning, shipped
+from layerkit.build.lock import Lock, LockedDist
 from layerkit.errors import IntegrityError
-from layerkit.install import install, runtime_overlap_warning, shipped
-from layerkit.lock import Lock, LockedDist
 from layerkit.recipe import Slim
 from tests.wheels import make_wheel
 

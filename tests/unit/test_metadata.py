@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from layerkit.metadata import parse_metadata, wheel_tags
+from layerkit.layer.metadata import parse_metadata, wheel_tags
 
 
 def test_the_licence_is_the_shortest_true_statement_of_it() -> None:

@@ -18,12 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from layerkit import manifest, settings
-from layerkit.bytecode import find_interpreter
-from layerkit.container import DOCKER_ARCHITECTURES, ContainerEngine, Mount, Run
+from layerkit import settings
+from layerkit.layer import manifest
+from layerkit.build.bytecode import find_interpreter
+from layerkit.build.container import DOCKER_ARCHITECTURES, ContainerEngine, Mount, Run
 from layerkit.errors import UserError
 from layerkit.files import open_zip
-from layerkit.inspection import check_paths
+from layerkit.layer.inspection import check_paths
 from layerkit.runner import run
 from layerkit.targets import ARCHITECTURES, RUNTIMES
 
@@ -215,7 +216,7 @@ def verify_all(
     env: Mapping[str, str],
 ) -> list[dict[str, Any]]:
     """`layerkit verify`: each target of each ZIP, as JSON-ready rows."""
-    from layerkit.container import DockerEngine
+    from layerkit.build.container import DockerEngine
 
     engine = None if native else DockerEngine.connect(env)
     return [

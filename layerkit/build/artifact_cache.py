@@ -13,7 +13,7 @@ import shutil
 import zipfile
 from pathlib import Path
 
-from layerkit import manifest
+from layerkit.layer import manifest
 from layerkit.errors import BuildError, UserError
 from layerkit.files import sha256_of, write_atomic
 

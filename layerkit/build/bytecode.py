@@ -33,12 +33,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
-from layerkit import archive, runner
-from layerkit.archive import Entry
-from layerkit.container import BuildContainer
+from layerkit import runner
+from layerkit.build import archive
+from layerkit.build.archive import Entry
+from layerkit.build.container import BuildContainer
 from layerkit.errors import ToolError
 from layerkit.files import write_atomic
-from layerkit.install import Installed
+from layerkit.build.install import Installed
 from layerkit.runner import run
 
 log = logging.getLogger("layerkit")

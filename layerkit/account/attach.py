@@ -17,8 +17,8 @@ from typing import Any
 
 from packaging.utils import canonicalize_name
 
-from layerkit.gateways import FunctionVersion, LayerVersion
-from layerkit.manifest import LayerManifest
+from layerkit.account.gateways import FunctionVersion, LayerVersion
+from layerkit.layer.manifest import LayerManifest
 from layerkit.quota import LAYERS_PER_FUNCTION, UNZIPPED_LIMIT
 from layerkit.targets import RETIRED_RUNTIMES, RUNTIMES
 

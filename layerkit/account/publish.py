@@ -25,12 +25,12 @@ from pathlib import Path
 from typing import Any
 
 from layerkit import quota
-from layerkit.aws import Clients
+from layerkit.account.clients import Clients
+from layerkit.account.gateways import LayerArn, Layers, Objects, Parameters
+from layerkit.account.guard import STALE_SECONDS, Guard
 from layerkit.errors import AWSError, CredentialsError, LayerkitError, QuotaError, UserError
 from layerkit.files import open_zip, sha256_of
-from layerkit.gateways import LayerArn, Layers, Objects, Parameters
-from layerkit.guard import STALE_SECONDS, Guard
-from layerkit.manifest import LayerManifest
+from layerkit.layer.manifest import LayerManifest
 from layerkit.recipe import PublishSettings
 from layerkit.registry import Registry, Version, git_commit, now, who
 from layerkit.settings import cascade
@@ -135,8 +135,7 @@ def check_before_any_call(layer: Layer) -> None:
         )
     if len(layer.license) > quota.LICENSE_LIMIT:
         raise UserError(
-            f"{layer.name}: the licence has over {quota.LICENSE_LIMIT} characters (Lambda's "
-            "limit)."
+            f"{layer.name}: the licence has over {quota.LICENSE_LIMIT} characters (Lambda's limit)."
         )
 
 
@@ -401,7 +400,7 @@ def versions_published(layer: Layer, outcomes: list[Outcome], cwd: Path) -> list
 
 def layer_from_zip(path: Path) -> Layer:
     """A built ZIP and what its manifest says about it; built by layerkit or refused."""
-    from layerkit import manifest
+    from layerkit.layer import manifest
 
     with open_zip(path) as zipped:
         found = manifest.read_from(zipped)

@@ -19,12 +19,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
-from layerkit import attach
-from layerkit.audit import Scope, known_sizes
-from layerkit.aws import Clients
+from layerkit.account import attach
+from layerkit.account.audit import Scope, known_sizes
+from layerkit.account.clients import Clients
+from layerkit.account.gateways import Alias, Functions, FunctionVersion, LayerArn, LayerVersion
 from layerkit.errors import AWSError, UserError
-from layerkit.gateways import Alias, Functions, FunctionVersion, LayerArn, LayerVersion
-from layerkit.manifest import LayerManifest
+from layerkit.layer.manifest import LayerManifest
 from layerkit.registry import Registry
 
 

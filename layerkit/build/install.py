@@ -20,13 +20,13 @@ from pathlib import Path
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
 from layerkit import files
-from layerkit.archive import Entry, wheel_entry
-from layerkit.container import BuildContainer
+from layerkit.build.archive import Entry, wheel_entry
+from layerkit.build.container import BuildContainer
 from layerkit.errors import IntegrityError
 from layerkit.files import sha256_of
-from layerkit.index import IndexFile, PackageIndex, WheelCache
-from layerkit.lock import Lock, LockedDist, best_wheel, choose_wheel
-from layerkit.metadata import parse_metadata
+from layerkit.build.index import IndexFile, PackageIndex, WheelCache
+from layerkit.build.lock import Lock, LockedDist, best_wheel, choose_wheel
+from layerkit.layer.metadata import parse_metadata
 from layerkit.recipe import Slim
 from layerkit.targets import RUNTIME_PROVIDED, Target
 

@@ -13,18 +13,19 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from layerkit import options as opt
-from layerkit import render, settings
-from layerkit.build import build_all, lock_recipe
-from layerkit.context import Context, Strategy
+from layerkit import settings
+from layerkit.build.context import Context, Strategy
+from layerkit.build.index import IndexStrategy
+from layerkit.build.pipeline import build_all, lock_recipe
+from layerkit.cli import options as opt
+from layerkit.cli import render
 from layerkit.errors import ExitCode, LayerkitError
-from layerkit.index import IndexStrategy
-from layerkit.inspection import inspect_layer
+from layerkit.layer.inspection import inspect_layer
 from layerkit.quota import DIRECT_UPLOAD_LIMIT
 from layerkit.recipe import recipes_named
 
 if TYPE_CHECKING:
-    from layerkit.audit import Scope
+    from layerkit.account.audit import Scope
 
 # The AWS, audit, registry and verify modules, and rich's tables and progress, are imported
 # by the commands that use them: a no-op build must finish in well under a second.
@@ -150,7 +151,7 @@ def build(
         )  # fmt: skip
     reports = None
     if verify:
-        from layerkit.verify import verify_all
+        from layerkit.build.verify import verify_all
 
         zips = [a.path for a in artifacts]
         reports = verify_all(
@@ -172,7 +173,7 @@ def verify_command(
     as_json: opt.AsJson = False,
 ) -> None:
     """Import every module of a layer in the runtime it is for; exit 3 if any fails."""
-    from layerkit.verify import verify_all
+    from layerkit.build.verify import verify_all
 
     zips = [Path(name) for name in layers if name.endswith(".zip")]
     names = [name for name in layers if not name.endswith(".zip")]
@@ -206,7 +207,7 @@ def publish(
     as_json: opt.AsJson = False,
 ) -> None:
     """Publish a layer version in every region, only where the content is new."""
-    from layerkit.aws import Clients
+    from layerkit.account.clients import Clients
     from layerkit.registry import Registry
     from layerkit.workflows import build_and_publish
 
@@ -235,10 +236,10 @@ def registry_sync(
     as_json: opt.AsJson = False,
 ) -> None:
     """Rebuild the registry's versions from the account: every layer, every version."""
-    from layerkit.aws import Clients
-    from layerkit.publish import regions_for
+    from layerkit.account.clients import Clients
+    from layerkit.account.publish import regions_for
+    from layerkit.account.sync import sync
     from layerkit.registry import Registry
-    from layerkit.sync import sync
 
     clients = Clients(profile=profile)
     found = sync(regions_for(region, (), clients), clients)
@@ -294,7 +295,7 @@ def _scope(
     organization: bool = False,
     role_name: str = "OrganizationAccountAccessRole",
 ) -> Scope:
-    from layerkit.audit import Scope
+    from layerkit.account.audit import Scope
 
     return Scope(profile, tuple(role_arn or ()), organization, role_name, tuple(region or ()))
 
@@ -316,7 +317,7 @@ def audit(
 ) -> None:
     """Which functions, in which regions and accounts, use which layer versions."""
     from layerkit import osv
-    from layerkit.audit import gates, run
+    from layerkit.account.audit import gates, run
     from layerkit.registry import Registry
 
     gated = gates(fail_on)
@@ -355,8 +356,8 @@ def rollout(
 ) -> None:
     """Move functions on an older version of a layer to a newer one, keeping the rest;
     with --aliases, the aliases serving traffic too (optionally as a canary first)."""
+    from layerkit.account.rollout import Mode, run
     from layerkit.registry import Registry
-    from layerkit.rollout import Mode, run
 
     mode = Mode(aliases or promote or abort or canary is not None, canary, promote, abort)
     results = run(
@@ -382,7 +383,7 @@ def prune(
     as_json: opt.AsJson = False,
 ) -> None:
     """Delete old versions of a layer that no scanned function version references."""
-    from layerkit.audit import prune as cut
+    from layerkit.account.audit import prune as cut
     from layerkit.registry import Registry
 
     registry = Registry(_registry_path(registry_path))
@@ -409,7 +410,7 @@ def sbom(
     registry_path: opt.RegistryPath = None,
 ) -> None:
     """Print a layer's CycloneDX 1.6 SBOM: from a ZIP, or a published NAME[:VERSION]."""
-    from layerkit import sbom as boms
+    from layerkit.layer import sbom as boms
 
     if fmt not in boms.FORMATS:
         raise typer.BadParameter(f"{fmt!r}: use json or xml.", param_hint="--format")

@@ -8,9 +8,9 @@ from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from layerkit.bytecode import Interpreter, find_interpreter
-from layerkit.images import Containers
-from layerkit.index import PackageIndex, WheelCache, settings_from
+from layerkit.build.bytecode import Interpreter, find_interpreter
+from layerkit.build.images import Containers
+from layerkit.build.index import PackageIndex, WheelCache, settings_from
 from layerkit.settings import CACHE_DIR, INDEX_STRATEGY, REQUIRE_BYTECODE, resolve
 
 if TYPE_CHECKING:

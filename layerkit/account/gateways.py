@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from layerkit.aws import Clients, translated
+from layerkit.account.clients import Clients, translated
 from layerkit.errors import AWSError, UserError
 from layerkit.quota import UNZIPPED_LIMIT
 

@@ -23,11 +23,11 @@ from typing import TYPE_CHECKING
 
 from packaging.utils import canonicalize_name
 
-from layerkit import manifest
 from layerkit.errors import UserError
 from layerkit.files import open_zip, write_atomic
-from layerkit.manifest import MANIFEST_DIR, Distribution, LayerManifest, TargetContent
-from layerkit.metadata import parse_metadata
+from layerkit.layer import manifest
+from layerkit.layer.manifest import MANIFEST_DIR, Distribution, LayerManifest, TargetContent
+from layerkit.layer.metadata import parse_metadata
 from layerkit.targets import RUNTIMES
 from layerkit.version import __version__
 

@@ -8,8 +8,8 @@ from typing import Annotated
 
 import typer
 
-from layerkit.context import Strategy
-from layerkit.index import IndexStrategy as IndexStrategyChoice
+from layerkit.build.context import Strategy
+from layerkit.build.index import IndexStrategy as IndexStrategyChoice
 
 RecipesArg = Annotated[
     list[str] | None,

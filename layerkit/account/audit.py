@@ -22,11 +22,11 @@ from typing import Any
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from layerkit import attach, osv
-from layerkit.attach import Finding
-from layerkit.aws import Clients
-from layerkit.errors import AWSError, LayerkitError, UserError
-from layerkit.gateways import (
+from layerkit import osv
+from layerkit.account import attach
+from layerkit.account.attach import Finding
+from layerkit.account.clients import Clients
+from layerkit.account.gateways import (
     Account,
     Alias,
     Functions,
@@ -35,9 +35,10 @@ from layerkit.gateways import (
     Layers,
     LayerVersion,
 )
+from layerkit.errors import AWSError, LayerkitError, UserError
 from layerkit.http import Client, HttpError, Mismatch
-from layerkit.manifest import LayerManifest
-from layerkit.metadata import parse_metadata
+from layerkit.layer.manifest import LayerManifest
+from layerkit.layer.metadata import parse_metadata
 from layerkit.quota import LAYERS_PER_FUNCTION, UNZIPPED_LIMIT, WARN_FRACTION
 from layerkit.registry import Registry, Version
 

@@ -21,8 +21,8 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 
+from layerkit.account.gateways import Parameters
 from layerkit.errors import AWSError
-from layerkit.gateways import Parameters
 from layerkit.registry import who
 
 HEARTBEAT_SECONDS = 10.0

@@ -9,8 +9,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO
 
-from layerkit import archive, elf
-from layerkit.archive import Entry
+from layerkit.build import archive
+from layerkit.layer import elf
+from layerkit.build.archive import Entry
 from layerkit.errors import BuildError
 from layerkit.runner import run
 from layerkit.targets import Target

@@ -7,10 +7,11 @@ import zipfile
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from layerkit import elf, manifest, quota
+from layerkit import quota
 from layerkit.errors import UserError
 from layerkit.files import open_zip
-from layerkit.metadata import parse_metadata, wheel_tags
+from layerkit.layer import elf, manifest
+from layerkit.layer.metadata import parse_metadata, wheel_tags
 from layerkit.targets import ARCHITECTURES, RUNTIMES
 
 _SITE = re.compile(r"^python/lib/python(\d+\.\d+)/site-packages$")

@@ -22,11 +22,11 @@ from layerkit.redaction import redact
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
 
-    from layerkit.attach import Finding
-    from layerkit.audit import Audit, Report
-    from layerkit.build import Artifact
-    from layerkit.manifest import Change
-    from layerkit.publish import Action, Outcome, Run
+    from layerkit.account.attach import Finding
+    from layerkit.account.audit import Audit, Report
+    from layerkit.account.publish import Action, Outcome, Run
+    from layerkit.build.pipeline import Artifact
+    from layerkit.layer.manifest import Change
     from layerkit.registry import Version
 
 # Piped output is read by people in CI logs too: give tables room instead of 80 columns.
@@ -238,7 +238,7 @@ def audited(done: Audit, as_json: bool, as_csv: bool) -> None:
 def audit(rep: Report) -> None:
     from rich.table import Table
 
-    from layerkit.attach import KINDS
+    from layerkit.account.attach import KINDS
 
     usage: dict[str, list[str]] = {}
     for r in rep.references:

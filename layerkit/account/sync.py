@@ -12,11 +12,11 @@ import logging
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 
-from layerkit import manifest
-from layerkit.aws import Clients
-from layerkit.gateways import Layers
+from layerkit.account.clients import Clients
+from layerkit.account.gateways import Layers
 from layerkit.http import Client, HttpError
-from layerkit.manifest import LayerManifest
+from layerkit.layer import manifest
+from layerkit.layer.manifest import LayerManifest
 from layerkit.registry import Version
 
 log = logging.getLogger("layerkit")

@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from layerkit.container import (
+from layerkit.build.container import (
     DOCKER_ARCHITECTURES,
     BuildContainer,
     ContainerEngine,
@@ -15,7 +15,7 @@ from layerkit.container import (
     Run,
 )
 from layerkit.errors import ArchitectureError, ContainerError
-from layerkit.index import IndexSettings
+from layerkit.build.index import IndexSettings
 from layerkit.recipe import BuildSettings, Recipe
 from layerkit.settings import cascade
 from layerkit.targets import Target

@@ -13,15 +13,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from layerkit import lock
-from layerkit.bytecode import Compiler, ImageCompiler
-from layerkit.container import (
+from layerkit.build import lock
+from layerkit.build.bytecode import Compiler, ImageCompiler
+from layerkit.build.container import (
     BuildContainer,
 )
-from layerkit.context import Context, Strategy
+from layerkit.build.context import Context, Strategy
 from layerkit.errors import ArchitectureError, ContainerError, NoFittingWheelError, ResolutionError
-from layerkit.install import Installed, install_in_container
-from layerkit.lock import Lock, LockedDist
+from layerkit.build.install import Installed, install_in_container
+from layerkit.build.lock import Lock, LockedDist
 from layerkit.recipe import Recipe, Slim
 from layerkit.targets import Target
 

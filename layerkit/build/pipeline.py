@@ -11,21 +11,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from layerkit import archive, artifact_cache, backends, lock, manifest, native, quota, sbom
-from layerkit.archive import Entry
-from layerkit.backends import Backend
-from layerkit.bytecode import (
+from layerkit import quota
+from layerkit.build import archive, artifact_cache, backends, lock, native
+from layerkit.layer import manifest, sbom
+from layerkit.build.archive import Entry
+from layerkit.build.backends import Backend
+from layerkit.build.bytecode import (
     Compiled,
     Compiler,
     HostCompiler,
     add_bytecode,
     cache_tag,
 )
-from layerkit.context import Context
+from layerkit.build.context import Context
 from layerkit.errors import BuildError, StaleLockError, VulnerableError
 from layerkit.files import sha256_of, write_atomic
-from layerkit.install import Installed, fetch, install, runtime_overlap_warning, shipped
-from layerkit.lock import LockedDist, LockedTarget
+from layerkit.build.install import Installed, fetch, install, runtime_overlap_warning, shipped
+from layerkit.build.lock import LockedDist, LockedTarget
 from layerkit.recipe import Recipe
 from layerkit.targets import Target
 from layerkit.version import __version__
