@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import tempfile
+import threading
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -52,6 +54,25 @@ def write_atomic(path: Path, data: bytes | str) -> None:
     """Write `path` whole or not at all (text is written as UTF-8)."""
     with atomic(path) as handle:
         handle.write(data.encode("utf-8") if isinstance(data, str) else data)
+
+
+def link_or_copy(source: Path, dest: Path) -> None:
+    """Put source at dest atomically: a hard link where the disk allows, else a copy.
+
+    A link is safe because layerkit only ever replaces files by renaming over them, so
+    neither name's content is changed in place.
+    """
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(f".{dest.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        try:
+            os.link(source, part)
+        except OSError:
+            shutil.copyfile(source, part)
+        os.replace(part, dest)
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise
 
 
 def open_zip(path: Path) -> zipfile.ZipFile:

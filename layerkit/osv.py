@@ -47,10 +47,6 @@ class Advisory:
     def url(self) -> str:
         return f"https://osv.dev/vulnerability/{self.id}"
 
-    def to_json(self) -> dict[str, Any]:
-        return {"id": self.id, "aliases": list(self.aliases), "summary": self.summary,
-                "severity": self.severity, "fixed": list(self.fixed), "url": self.url}  # fmt: skip
-
 
 class Source(Protocol):
     def advisories(self, packages: Iterable[Package]) -> dict[Package, list[Advisory]]: ...

@@ -12,7 +12,7 @@ import logging
 import re
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -38,6 +38,21 @@ DESCRIPTION_LIMIT = quota.DESCRIPTION_LIMIT - DESCRIPTION_RESERVED
 RESERVED_TARGETS = ("python", "layerkit")
 
 
+# Every recipe field says what it changes (the tests walk them all):
+# - the build key: a field is in it unless declared out (`out_of_key`), so a new key that changes
+#   the layer's bytes can never be forgotten and let a stale cached artifact be reused;
+# - the lock: a field that changes resolution is declared with `lock=True`, and lock.py's
+#   input hash covers exactly those (a lock is committed: it must not go stale by accident).
+
+
+def in_key(default: Any = MISSING, *, lock: bool = False) -> Any:
+    return field(default=default, metadata={"build_key": True, "lock": lock})
+
+
+def out_of_key(why: str, default: Any = MISSING, *, lock: bool = False) -> Any:
+    return field(default=default, metadata={"build_key": False, "why": why, "lock": lock})
+
+
 @dataclass(frozen=True)
 class FileSpec:
     source: Path  # absolute, resolved against the recipe's folder
@@ -46,29 +61,42 @@ class FileSpec:
 
 @dataclass(frozen=True)
 class Slim:
-    tests: bool = True  # drop tests/ and test/ folders inside packages
-    stubs: bool = True  # drop *.pyi type stubs, never read at run time
-    strip: bool = False  # strip debug symbols from shared objects
-    keep: tuple[str, ...] = ()  # archive path prefixes that slimming must leave alone
+    tests: bool = in_key(True)  # drop tests/ and test/ folders inside packages
+    stubs: bool = in_key(True)  # drop *.pyi type stubs, never read at run time
+    strip: bool = in_key(False)  # strip debug symbols from shared objects
+    keep: tuple[str, ...] = in_key(())  # archive path prefixes that slimming must leave alone
     # ship hash-based .pyc for the target's Python, so cold starts compile nothing
-    bytecode: bool = True
+    bytecode: bool = in_key(True)
 
 
 @dataclass(frozen=True)
 class BuildSettings:
     # The build image per target; {runtime}, {python} and {arch} are filled in.
-    image: str = "public.ecr.aws/sam/build-{runtime}:latest-{arch}"
-    network: str | None = None  # a Docker network mode for build containers, e.g. "host"
-    audit: bool = False  # check the lock against OSV before building (as `build --audit`)
+    image: str = out_of_key(
+        "in the key as the backend chosen for each target",
+        "public.ecr.aws/sam/build-{runtime}:latest-{arch}",
+    )
+    # a Docker network mode for build containers, e.g. "host"
+    network: str | None = out_of_key(
+        "where the build container's traffic goes, not what it makes", None
+    )
+    # check the lock against OSV before building (as `build --audit`)
+    audit: bool = out_of_key("a check before the build; it adds nothing to the layer", False)
+
+
+_PUBLISH = "publishing settings: where and to whom the same bytes go"
 
 
 @dataclass(frozen=True)
 class PublishSettings:
-    regions: tuple[str, ...] = ()  # empty: the session's region
-    principals: tuple[str, ...] = ()  # accounts, account root ARNs, or "*" for public
-    organization: str | None = None  # an AWS Organizations ID: every account in it
-    parameter: str = "/layers/{layer}/latest"  # SSM parameter with the latest ARN; "" for none
-    s3_bucket: str | None = None  # for ZIPs over the direct upload limit; {region} filled in
+    regions: tuple[str, ...] = out_of_key(_PUBLISH, ())  # empty: the session's region
+    principals: tuple[str, ...] = out_of_key(_PUBLISH, ())  # accounts, root ARNs, or "*" (public)
+    organization: str | None = out_of_key(
+        _PUBLISH, None
+    )  # an AWS Organizations ID: all its accounts
+    # SSM parameter with the latest ARN; "" for none
+    parameter: str = out_of_key(_PUBLISH, "/layers/{layer}/latest")
+    s3_bucket: str | None = out_of_key(_PUBLISH, None)  # for ZIPs over 50 MB; {region} filled in
 
 
 REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d")
@@ -78,20 +106,24 @@ ORGANIZATION = re.compile(r"o-[a-z0-9]{10,32}")
 
 @dataclass(frozen=True)
 class Recipe:
-    path: Path
-    name: str
-    description: str
-    license: str
-    runtimes: tuple[str, ...]
-    architectures: tuple[str, ...]
-    requirements: tuple[str, ...]
-    requirements_file: Path | None
-    exclude: frozenset[str]
-    no_binary: tuple[str, ...]  # compiled from source in the container, wheels or not
-    files: tuple[FileSpec, ...]
-    slim: Slim
-    build: BuildSettings
-    publish: PublishSettings
+    path: Path = out_of_key("where the recipe is, which differs between clones")
+    name: str = in_key()
+    description: str = in_key()
+    license: str = in_key()
+    runtimes: tuple[str, ...] = in_key()
+    architectures: tuple[str, ...] = in_key()
+    requirements: tuple[str, ...] = in_key(lock=True)
+    requirements_file: Path | None = out_of_key(
+        "an absolute path; its text is in the lock's input hash, and so in each lock", lock=True
+    )
+    exclude: frozenset[str] = in_key()
+    no_binary: tuple[str, ...] = in_key(lock=True)  # compiled from source in the container
+    files: tuple[FileSpec, ...] = out_of_key(
+        "absolute paths; the files' content and mode are keyed"
+    )
+    slim: Slim = in_key()
+    build: BuildSettings = in_key()
+    publish: PublishSettings = out_of_key(_PUBLISH)
 
     @property
     def stem(self) -> str:
@@ -113,6 +145,26 @@ class Recipe:
         if self.requirements_file is not None:
             return self.requirements_file.read_text(encoding="utf-8")
         return "".join(f"{line}\n" for line in self.requirements)
+
+
+def build_key_data(settings: Any) -> dict[str, Any]:
+    """The recipe's part of the build key: every field not declared out, recursively."""
+    data: dict[str, Any] = {}
+    for f in fields(settings):
+        if not f.metadata.get("build_key", True):
+            continue
+        value = getattr(settings, f.name)
+        if is_dataclass(value):
+            data[f.name] = build_key_data(value)
+        elif isinstance(value, (tuple, list)):
+            data[f.name] = list(value)
+        elif isinstance(value, (set, frozenset)):
+            data[f.name] = sorted(value)
+        elif value is None or isinstance(value, (str, int, float, bool)):
+            data[f.name] = value
+        else:  # a path would make the key, and so the bytes, differ between clones
+            raise TypeError(f"{f.name}: declare what a {type(value).__name__} does to the key")
+    return data
 
 
 _SCHEMA: dict[str, set[str]] = {

@@ -81,6 +81,27 @@ class Version:
         return data
 
 
+@dataclass(frozen=True)
+class Recorded:
+    """What the registry knows of layer versions beyond what Lambda says, by ARN."""
+
+    zipped: dict[str, int]
+    unzipped: dict[str, int]  # from the manifest: what the layer adds to a function
+    manifests: dict[str, LayerManifest]
+
+
+def recorded(versions: list[Version]) -> Recorded:
+    return Recorded(
+        zipped={v.arn: v.size for v in versions if v.size is not None},
+        unzipped={
+            v.arn: v.manifest.unzipped_bytes
+            for v in versions
+            if v.manifest and v.manifest.unzipped_bytes is not None
+        },
+        manifests={v.arn: v.manifest for v in versions if v.manifest},
+    )
+
+
 def _stored(manifest: LayerManifest | None) -> str | None:
     return json.dumps(manifest.to_json()) if manifest else None
 

@@ -111,5 +111,11 @@ class Target:
         return {tag: rank for rank, tag in reversed(list(enumerate(ordered)))}
 
 
+def split_id(target_id: str) -> tuple[str, str]:
+    """(runtime, architecture) of a target id (`Target.id`, e.g. python3.12-arm64)."""
+    runtime, _, architecture = target_id.rpartition("-")
+    return runtime, architecture
+
+
 def target(runtime: str, architecture: str) -> Target:
     return Target(RUNTIMES[runtime], architecture)

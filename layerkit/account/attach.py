@@ -13,11 +13,10 @@ from __future__ import annotations
 import datetime
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from packaging.utils import canonicalize_name
 
-from layerkit.account.gateways import FunctionVersion, LayerVersion
+from layerkit.account.model import FunctionVersion, LayerVersion
 from layerkit.layer.manifest import LayerManifest
 from layerkit.quota import LAYERS_PER_FUNCTION, UNZIPPED_LIMIT
 from layerkit.targets import RETIRED_RUNTIMES, RUNTIMES
@@ -35,13 +34,6 @@ class Finding:
     aliases: tuple[str, ...]  # the aliases serving (or canarying) that version
     layer: str  # the layer version ARN; empty when about the function itself
     reason: str
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind, "account": self.account, "region": self.region,
-            "function": self.function, "qualifier": self.qualifier,
-            "aliases": list(self.aliases), "layer": self.layer, "reason": self.reason,
-        }  # fmt: skip
 
 
 def python_of(runtime: str) -> str | None:

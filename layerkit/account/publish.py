@@ -21,13 +21,14 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
-from typing import Any
 
 from layerkit import quota
 from layerkit.account.clients import Clients
-from layerkit.account.gateways import LayerArn, Layers, Objects, Parameters
+from layerkit.account.gateways import Layers, Objects, Parameters
 from layerkit.account.guard import STALE_SECONDS, Guard
+from layerkit.account.model import LayerArn, LayerCode
 from layerkit.errors import AWSError, CredentialsError, LayerkitError, QuotaError, UserError
 from layerkit.files import open_zip, sha256_of
 from layerkit.layer.manifest import LayerManifest
@@ -98,30 +99,35 @@ class Action:
     grants: tuple[Grant, ...]
     parameter: str | None
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "region": self.region,
-            "layer": self.layer,
-            "action": "publish" if self.publish else "unchanged",
-            "existing_arn": self.existing_arn,
-            "route": self.route,
-            "s3": "s3://{}/{}".format(*self.s3_location) if self.s3_location else None,
-            "grants": [g.statement_id for g in self.grants],
-            "parameter": self.parameter,
-        }
+
+class PublishStatus(str, Enum):
+    published = "published"
+    unchanged = "unchanged"  # the content was there already
+    failed = "failed"
 
 
 @dataclass
 class Outcome:
     region: str
     layer: str
-    status: str  # published, unchanged or failed
+    status: PublishStatus
     arn: str | None = None
     error: str | None = None
     notes: list[str] = field(default_factory=list)
 
-    def as_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+
+@dataclass(frozen=True)
+class Region:
+    """The gateways of one region, made once and handed to each step of a publish."""
+
+    name: str
+    layers: Layers
+    parameters: Parameters
+    objects: Objects
+
+    @classmethod
+    def of(cls, clients: Clients, name: str) -> Region:
+        return cls(name, Layers(clients, name), Parameters(clients, name), Objects(clients, name))
 
 
 def check_before_any_call(layer: Layer) -> None:
@@ -149,7 +155,7 @@ def plan(
     check_before_any_call(layer)
 
     def one(region: str) -> Action:
-        existing = _find_existing(layer, region, clients)
+        existing = _find_existing(layer, Region.of(clients, region))
         route, s3_location = None, None
         if existing is None:
             route = "direct" if layer.zipped <= direct_limit else "s3"
@@ -173,11 +179,11 @@ def plan(
         return list(pool.map(one, regions))
 
 
-def _find_existing(layer: Layer, region: str, clients: Clients) -> str | None:
+def _find_existing(layer: Layer, region: Region) -> str | None:
     """The newest version of the layer in the region with this content, from one listing."""
     found = [
         version.arn
-        for version in Layers(clients, region).versions(layer.name)
+        for version in region.layers.versions(layer.name)
         if version.description.endswith(layer.marker)
     ]
     return str(max(found)) if found else None
@@ -197,25 +203,26 @@ def execute(
     stopping = threading.Event()
 
     def one(action: Action) -> Outcome:
-        outcome = Outcome(action.region, action.layer, "unchanged", action.existing_arn)
+        outcome = Outcome(action.region, action.layer, PublishStatus.unchanged, action.existing_arn)
+        region = Region.of(clients, action.region)
         try:
             if action.publish:
                 guard = Guard(
-                    Parameters(clients, action.region),
+                    region.parameters,
                     f"/layerkit/publishing/{layer.name}/{layer.sha256[:MARKER_LENGTH]}",
                     stale_after,
                 )
                 arn = _publish_guarded(
-                    layer, action, clients, create_bucket, progress, wait_seconds, sleep,
+                    layer, action, region, create_bucket, progress, wait_seconds, sleep,
                     outcome, guard, stopping,
                 )  # fmt: skip
                 outcome.arn = arn
             assert outcome.arn is not None
-            _converge_grants(outcome.arn, action, clients)
+            _converge_grants(outcome.arn, action, region)
             if action.parameter:
-                _point(action.parameter, outcome.arn, action.region, clients)
+                _point(action.parameter, outcome.arn, region)
         except LayerkitError as exc:
-            outcome.status, outcome.error = "failed", str(exc)
+            outcome.status, outcome.error = PublishStatus.failed, str(exc)
         return outcome
 
     pool = ThreadPoolExecutor(max_workers=max(1, len(actions)))
@@ -236,7 +243,7 @@ class Stopped(LayerkitError):
 def _publish_guarded(
     layer: Layer,
     action: Action,
-    clients: Clients,
+    gateways: Region,
     create_bucket: bool,
     progress: Callable[[str, int, int], None],
     wait_seconds: float,
@@ -256,7 +263,7 @@ def _publish_guarded(
     deadline = time.monotonic() + wait_seconds
     while not guard.take():
         # Another job is publishing this very content, and refreshing its guard: wait.
-        existing = _find_existing(layer, region, clients)
+        existing = _find_existing(layer, gateways)
         if existing is not None:
             outcome.notes.append("published meanwhile by another job")
             return existing
@@ -273,35 +280,36 @@ def _publish_guarded(
         log.warning("%s: %s", region, note)
         outcome.notes.append(note)
     with guard.kept():
-        existing = _find_existing(layer, region, clients)
+        existing = _find_existing(layer, gateways)
         if existing is not None:
             outcome.notes.append("published meanwhile by another job")
             return existing
-        _check_account(layer, region, clients)
+        _check_account(layer, gateways)
         go_on()
 
         def uploading(region: str, done: int, total: int) -> None:
             go_on()  # an S3 upload stops at its next chunk
             progress(region, done, total)
 
-        content = _upload(layer, action, clients, create_bucket, uploading)
+        content = _upload(layer, action, gateways.objects, create_bucket, uploading)
         go_on()
         if not guard.still_held():
             raise AWSError(
                 f"{region}: another job took over the publish guard of {layer.name} while "
                 "this one was stalled; it publishes the version, this job does not."
             )
-        arn = Layers(clients, region).publish(
+        arn = gateways.layers.publish(
             layer.name, layer.full_description, content, layer.runtimes, layer.architectures,
             layer.license,
         )  # fmt: skip
-        outcome.status = "published"
+        outcome.status = PublishStatus.published
         return str(arn)
 
 
-def _check_account(layer: Layer, region: str, clients: Clients) -> None:
+def _check_account(layer: Layer, gateways: Region) -> None:
     """The account's live limits and remaining code storage, before any upload."""
-    limits = Layers(clients, region).limits()
+    region = gateways.name
+    limits = gateways.layers.limits()
     if limits is None:
         log.warning("%s: cannot read the account's Lambda limits; using AWS's defaults", region)
         return
@@ -322,15 +330,14 @@ def _check_account(layer: Layer, region: str, clients: Clients) -> None:
 def _upload(
     layer: Layer,
     action: Action,
-    clients: Clients,
+    objects: Objects,
     create_bucket: bool,
     progress: Callable[[str, int, int], None],
-) -> dict[str, Any]:
+) -> LayerCode:
     if action.route == "direct":
-        return {"ZipFile": layer.path.read_bytes()}
+        return LayerCode(zip_bytes=layer.path.read_bytes())
     assert action.s3_location is not None
     bucket, key = action.s3_location
-    objects = Objects(clients, action.region)
     if not objects.bucket_exists(bucket):
         if not create_bucket:
             raise AWSError(
@@ -348,12 +355,12 @@ def _upload(
             progress(action.region, sent, layer.zipped)
 
         objects.upload(layer.path, bucket, key, advance)
-    return {"S3Bucket": bucket, "S3Key": key}
+    return LayerCode(s3=(bucket, key))
 
 
-def _converge_grants(arn: str, action: Action, clients: Clients) -> None:
+def _converge_grants(arn: str, action: Action, region: Region) -> None:
     """Make the version's policy hold exactly the recipe's grants."""
-    layers, version = Layers(clients, action.region), LayerArn.parse(arn)
+    layers, version = region.layers, LayerArn.parse(arn)
     present = layers.statement_ids(version)
     wanted = {g.statement_id: g for g in action.grants}
     for sid in sorted(present - set(wanted)):
@@ -362,11 +369,10 @@ def _converge_grants(arn: str, action: Action, clients: Clients) -> None:
         layers.grant(version, sid, wanted[sid].principal, wanted[sid].organization)
 
 
-def _point(parameter: str, arn: str, region: str, clients: Clients) -> None:
+def _point(parameter: str, arn: str, region: Region) -> None:
     """Point the SSM parameter at the version ARN, writing only when it changes."""
-    parameters = Parameters(clients, region)
-    if parameters.get(parameter) != arn:
-        parameters.put(parameter, arn)
+    if region.parameters.get(parameter) != arn:
+        region.parameters.put(parameter, arn)
 
 
 def versions_published(layer: Layer, outcomes: list[Outcome], cwd: Path) -> list[Version]:
@@ -434,7 +440,7 @@ class Run:
 
     @property
     def failed(self) -> bool:
-        return any(o.status == "failed" for o in self.outcomes)
+        return any(o.status == PublishStatus.failed for o in self.outcomes)
 
 
 def run(

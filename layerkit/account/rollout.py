@@ -17,15 +17,16 @@ import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from typing import Any
+from enum import Enum
 
 from layerkit.account import attach
-from layerkit.account.audit import Scope, known_sizes
 from layerkit.account.clients import Clients
-from layerkit.account.gateways import Alias, Functions, FunctionVersion, LayerArn, LayerVersion
+from layerkit.account.gateways import Functions
+from layerkit.account.model import Alias, FunctionVersion, LayerArn, LayerVersion
+from layerkit.account.scan import Scope
 from layerkit.errors import AWSError, UserError
 from layerkit.layer.manifest import LayerManifest
-from layerkit.registry import Registry
+from layerkit.registry import Registry, recorded
 
 
 @dataclass(frozen=True)
@@ -44,18 +45,30 @@ class Update:
     weight: float | None = None  # canary: the share of traffic, 0 to 1
     refused: str | None = None  # why it will not be done
 
-    def to_json(self, status: str, **more: Any) -> dict[str, Any]:
-        data: dict[str, Any] = {
-            "account": self.account, "region": self.region, "function": self.function,
-            "layers": list(self.new_layers), "status": status,
-        }  # fmt: skip
-        if self.alias is not None:
-            data.update(alias=self.alias, action=self.action, serving=self.serving)
-            if self.weight is not None:
-                data["weight"] = self.weight
-        if self.refused:
-            data["reason"] = self.refused
-        return {**data, **more}
+
+class Status(str, Enum):
+    planned = "planned"  # a dry run
+    refused = "refused"
+    updated = "updated"  # $LATEST's layers
+    released = "released"  # an alias moved to a new version
+    canaried = "canaried"
+    promoted = "promoted"
+    aborted = "aborted"
+    failed = "failed"
+
+
+@dataclass(frozen=True)
+class Result:
+    """What became of one update."""
+
+    update: Update
+    status: Status
+    version: str | None = None  # the version the alias now serves, or canaries to
+    error: str | None = None  # why it failed, and what was left as it was
+
+    @property
+    def reason(self) -> str | None:
+        return self.update.refused
 
 
 @dataclass(frozen=True)
@@ -181,14 +194,14 @@ def apply(
     parallel: int = 1,
     sleep: Callable[[float], None] = time.sleep,
     timeout: float = 300,
-) -> list[dict[str, Any]]:
+) -> list[Result]:
     """Carry the updates out, one function's after another (its aliases share $LATEST),
     functions in parallel. Refused updates are reported and not touched."""
     per_function: dict[tuple[str, str, str], list[Update]] = {}
     for update in updates:
         per_function.setdefault((update.account, update.region, update.function), []).append(update)
 
-    def one_function(group: list[Update]) -> list[dict[str, Any]]:
+    def one_function(group: list[Update]) -> list[Result]:
         first = group[0]
         functions = Functions(accounts[first.account], first.account, first.region)
         return [_apply(u, functions, sleep, timeout) for u in group]
@@ -204,28 +217,28 @@ class _Failed(Exception):
 
 def _apply(
     update: Update, functions: Functions, sleep: Callable[[float], None], timeout: float
-) -> dict[str, Any]:
+) -> Result:
     if update.refused:
-        return update.to_json("refused")
+        return Result(update, Status.refused)
     name = update.function
     try:
         if update.action == "update":
             _set_layers(functions, name, update.new_layers, sleep, timeout)
-            return update.to_json("updated")
+            return Result(update, Status.updated)
         assert update.alias is not None
         if update.action in ("promote", "abort"):
             version = update.to_version if update.action == "promote" else update.serving
             assert version is not None
             functions.point_alias(name, update.alias, version)
-            done = {"promote": "promoted", "abort": "aborted"}[update.action]
-            return update.to_json(done, version=version)
+            done = Status.promoted if update.action == "promote" else Status.aborted
+            return Result(update, done, version)
         # release or canary: check $LATEST again, as it may have changed since the scan.
         latest = functions.version(name)
         serving = functions.version(name, update.serving)
         differences = latest.differences(serving)
         if differences:
             why = f"$LATEST now differs from version {update.serving} in {', '.join(differences)}"
-            return replace(update, refused=why).to_json("refused")
+            return Result(replace(update, refused=why), Status.refused)
         if latest.layers != update.new_layers:
             _set_layers(functions, name, update.new_layers, sleep, timeout)
             latest = functions.version(name)
@@ -235,14 +248,14 @@ def _apply(
         if update.action == "canary":
             assert update.weight is not None
             functions.point_alias(name, update.alias, update.serving, {published: update.weight})
-            return update.to_json("canaried", version=published)
+            return Result(update, Status.canaried, published)
         functions.point_alias(name, update.alias, published)
-        return update.to_json("released", version=published)
+        return Result(update, Status.released, published)
     except (AWSError, _Failed) as exc:
         where = "The function was left as it was."
         if update.alias:
             where = f"The alias {update.alias} still serves version {update.serving}."
-        return update.to_json("failed", error=f"{exc} {where}")
+        return Result(update, Status.failed, error=f"{exc} {where}")
 
 
 def _set_layers(
@@ -275,7 +288,7 @@ def run(
     dry_run: bool,
     registry: Registry,
     mode: Mode,
-) -> list[dict[str, Any]]:
+) -> list[Result]:
     """`layerkit rollout`: each change made (or, dry, planned or refused) and how it went."""
     if sum((mode.canary is not None, mode.promote, mode.abort)) > 1:
         raise UserError("--canary, --promote and --abort are steps of their own: give one.")
@@ -286,14 +299,14 @@ def run(
         return (not only or name in only) and name not in exclude
 
     accounts, scans = scope.scan()
-    _, unzipped, manifests = known_sizes(registry.versions())
+    found = recorded(registry.versions())
     declared = {arn: v for s in scans for arn, v in s.declared.items()}
-    known = Known(declared, manifests, unzipped)
+    known = Known(declared, found.manifests, found.unzipped)
     updates = []
     for s in scans:
         target = to_version or max(s.layers.get(layer) or [0])
         if target:
             updates += plan(s.functions, s.aliases, s.account, layer, target, known, mode, wanted)
     if dry_run:
-        return [u.to_json("refused" if u.refused else "planned") for u in updates]
+        return [Result(u, Status.refused if u.refused else Status.planned) for u in updates]
     return apply(updates, accounts, parallel)

@@ -2,26 +2,78 @@
 
 `cache/artifacts/KEY.zip` is a finished layer; `KEY.json` beside it holds its file count,
 unzipped size and SHA-256 with the size and mtime it had, so that a no-op build whose
-`dist/` ZIP is a hard link of it reads and hashes nothing.
+`dist/` ZIP is a hard link of it reads and hashes nothing. Only this module knows that
+layout: the pipeline asks `find` once and hands what it built to `keep`.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
-import shutil
 import zipfile
+from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 
-from layerkit.layer import manifest
+from layerkit import files
 from layerkit.errors import BuildError, UserError
 from layerkit.files import sha256_of, write_atomic
+from layerkit.layer import manifest
 
-Summary = tuple[int, int, str]  # files, unzipped bytes, SHA-256
+
+log = logging.getLogger("layerkit")
 
 
-def summary_of(path: Path, key: str) -> Summary | None:
-    """(files, unzipped bytes, SHA-256) of a ZIP built from exactly this key, else None."""
+class BuildStatus(str, Enum):
+    built = "built"
+    cached = "cached"  # copied from the artifact cache
+    unchanged = "unchanged"  # dist/ already held it
+
+
+@dataclass(frozen=True)
+class Summary:
+    files: int
+    unzipped: int  # bytes
+    sha256: str
+
+
+@dataclass(frozen=True)
+class ArtifactCache:
+    root: Path  # the cache folder; artifacts live under root/artifacts
+
+    def path(self, key: str) -> Path:
+        return self.root / "artifacts" / f"{key}.zip"
+
+    def find(self, dest: Path, key: str) -> tuple[Summary, BuildStatus] | None:
+        """dest made current from the cache, and how: unchanged (it was already), cached
+        (copied from the cache); None when it must be built. A damaged cached artifact is
+        dropped."""
+        cached = self.path(key)
+        found = _linked(dest, cached) or _summary_of(dest, key)
+        if found is not None:
+            return found, BuildStatus.unchanged
+        if not cached.exists():
+            return None
+        _place(cached, dest)
+        found = _linked(dest, cached) or _summary_of(dest, key)
+        if found is None:
+            log.warning("%s: damaged artifact in the cache; building it again", cached)
+            cached.unlink()
+            return None
+        return found, BuildStatus.cached
+
+    def keep(self, key: str, summary: Summary, dest: Path) -> None:
+        """Record a freshly written artifact (at path(key)) and put it at dest."""
+        cached = self.path(key)
+        stat = cached.stat()
+        record = [summary.files, summary.unzipped, summary.sha256, stat.st_size, stat.st_mtime_ns]
+        write_atomic(cached.with_suffix(".json"), json.dumps(record))
+        _place(cached, dest)
+
+
+def _summary_of(path: Path, key: str) -> Summary | None:
+    """The summary of a ZIP built from exactly this key, else None."""
     if not path.exists():
         return None
     try:
@@ -32,19 +84,12 @@ def summary_of(path: Path, key: str) -> Summary | None:
         return None  # damaged, or not a layer: built again
     if found is None or found.build_key != key:
         return None
-    return len(infos), sum(i.file_size for i in infos), sha256_of(path)
+    return Summary(len(infos), sum(i.file_size for i in infos), sha256_of(path))
 
 
-def remember(cached: Path, summary: Summary) -> None:
-    """Keep an artifact's summary beside it, with the size and mtime it was written with."""
-    stat = cached.stat()
-    record = [*summary, stat.st_size, stat.st_mtime_ns]
-    write_atomic(cached.with_suffix(".json"), json.dumps(record))
-
-
-def linked(dest: Path, cached: Path) -> Summary | None:
-    """(files, unzipped bytes, SHA-256) of dest when it is the cached artifact itself (a hard
-    link, see place) as it was written: a no-op build then reads and hashes nothing."""
+def _linked(dest: Path, cached: Path) -> Summary | None:
+    """The summary of dest when it is the cached artifact itself (a hard link, see _place)
+    as it was written: a no-op build then reads and hashes nothing."""
     try:
         if not os.path.samefile(dest, cached):
             return None
@@ -56,25 +101,13 @@ def linked(dest: Path, cached: Path) -> Summary | None:
         return None
     if (stat.st_size, stat.st_mtime_ns) != (size, mtime):
         return None  # changed in place since: read it again
-    return int(files), int(unzipped), str(sha256)
+    return Summary(int(files), int(unzipped), str(sha256))
 
 
-def place(cached: Path, dest: Path) -> None:
-    """Put a cached artifact at dest atomically, as a hard link when the disk allows.
-
-    A link is safe: layerkit only ever replaces files by renaming over them, so neither
-    copy is modified in place.
-    """
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
+def _place(cached: Path, dest: Path) -> None:
     try:
-        try:
-            os.link(cached, tmp)
-        except OSError:
-            shutil.copyfile(cached, tmp)
-        os.replace(tmp, dest)
+        files.link_or_copy(cached, dest)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise BuildError(
             f"Cannot write {dest}: {exc.strerror or exc}. Free some space or choose another "
             "--out-dir; nothing was left half-written."

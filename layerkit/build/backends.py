@@ -19,9 +19,9 @@ from layerkit.build.container import (
     BuildContainer,
 )
 from layerkit.build.context import Context, Strategy
-from layerkit.errors import ArchitectureError, ContainerError, NoFittingWheelError, ResolutionError
 from layerkit.build.install import Installed, install_in_container
 from layerkit.build.lock import Lock, LockedDist
+from layerkit.errors import ArchitectureError, ContainerError, NoFittingWheelError, ResolutionError
 from layerkit.recipe import Recipe, Slim
 from layerkit.targets import Target
 

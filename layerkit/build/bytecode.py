@@ -37,9 +37,9 @@ from layerkit import runner
 from layerkit.build import archive
 from layerkit.build.archive import Entry
 from layerkit.build.container import BuildContainer
+from layerkit.build.install import Installed
 from layerkit.errors import ToolError
 from layerkit.files import write_atomic
-from layerkit.build.install import Installed
 from layerkit.runner import run
 
 log = logging.getLogger("layerkit")

@@ -14,8 +14,8 @@ from layerkit.build.container import (
     DockerEngine,
     Run,
 )
-from layerkit.errors import ArchitectureError, ContainerError
 from layerkit.build.index import IndexSettings
+from layerkit.errors import ArchitectureError, ContainerError
 from layerkit.recipe import BuildSettings, Recipe
 from layerkit.settings import cascade
 from layerkit.targets import Target

@@ -22,10 +22,10 @@ from packaging.utils import canonicalize_name, parse_wheel_filename
 from layerkit import files
 from layerkit.build.archive import Entry, wheel_entry
 from layerkit.build.container import BuildContainer
-from layerkit.errors import IntegrityError
-from layerkit.files import sha256_of
 from layerkit.build.index import IndexFile, PackageIndex, WheelCache
 from layerkit.build.lock import Lock, LockedDist, best_wheel, choose_wheel
+from layerkit.errors import IntegrityError
+from layerkit.files import sha256_of
 from layerkit.layer.metadata import parse_metadata
 from layerkit.recipe import Slim
 from layerkit.targets import RUNTIME_PROVIDED, Target

@@ -37,6 +37,7 @@ from packaging.utils import (
 from packaging.version import Version
 
 from layerkit.build.container import PIP_TOOLS, BuildContainer
+from layerkit.build.index import IndexFile, PackageIndex
 from layerkit.errors import (
     CommandFailedError,
     IntegrityError,
@@ -46,7 +47,6 @@ from layerkit.errors import (
     ToolError,
 )
 from layerkit.files import write_atomic
-from layerkit.build.index import IndexFile, PackageIndex
 from layerkit.recipe import Recipe
 from layerkit.runner import run
 from layerkit.targets import Target

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import BinaryIO
 
 from layerkit.build import archive
-from layerkit.layer import elf
 from layerkit.build.archive import Entry
 from layerkit.errors import BuildError
+from layerkit.layer import elf
 from layerkit.runner import run
 from layerkit.targets import Target
 

@@ -9,12 +9,12 @@ import logging
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from layerkit import quota
-from layerkit.build import archive, artifact_cache, backends, lock, native
-from layerkit.layer import manifest, sbom
+from layerkit.build import archive, backends, lock, native
 from layerkit.build.archive import Entry
+from layerkit.build.artifact_cache import ArtifactCache, BuildStatus, Summary
 from layerkit.build.backends import Backend
 from layerkit.build.bytecode import (
     Compiled,
@@ -24,11 +24,12 @@ from layerkit.build.bytecode import (
     cache_tag,
 )
 from layerkit.build.context import Context
-from layerkit.errors import BuildError, StaleLockError, VulnerableError
-from layerkit.files import sha256_of, write_atomic
 from layerkit.build.install import Installed, fetch, install, runtime_overlap_warning, shipped
 from layerkit.build.lock import LockedDist, LockedTarget
-from layerkit.recipe import Recipe
+from layerkit.errors import BuildError, StaleLockError, VulnerableError
+from layerkit.files import sha256_of, write_atomic
+from layerkit.layer import manifest, sbom
+from layerkit.recipe import Recipe, build_key_data
 from layerkit.targets import Target
 from layerkit.version import __version__
 
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("layerkit")
 
 # Bump when the same inputs would produce different bytes, so cached artifacts are not reused.
-BUILD_FORMAT = 5
+BUILD_FORMAT = 6
 
 Locks = dict[str, LockedTarget]  # by target id
 
@@ -53,22 +54,8 @@ class Artifact:
     files: int
     unzipped: int
     zipped: int
-    status: str  # built, cached (copied from the artifact cache) or unchanged
+    status: BuildStatus
     notes: tuple[str, ...] = ()
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "recipe": self.recipe,
-            "artifact": self.name,
-            "path": str(self.path),
-            "sha256": self.sha256,
-            "targets": list(self.targets),
-            "files": self.files,
-            "unzipped": self.unzipped,
-            "zipped": self.zipped,
-            "status": self.status,
-            "notes": list(self.notes),
-        }
 
 
 def lock_recipe(
@@ -185,15 +172,11 @@ def _build_key(
         "strategies": {t: backend.name for t, backend in chosen.items()},
         "format": BUILD_FORMAT,
         "layerkit": __version__,
-        "layer": recipe.name,
-        # Everything the manifest holds comes from these keys: a change must rebuild.
+        # Every recipe field but those declared not to change the bytes (recipe.py).
+        "recipe": build_key_data(recipe),
         "artifact": group.artifact,
-        "description": recipe.description,
-        "license": recipe.license,
-        "bytecode": recipe.slim.bytecode and sorted(compilers),
+        "bytecode": sorted(compilers),
         "targets": {t.id: locks[t.id].sha256 for t in group.targets},
-        "exclude": sorted(recipe.exclude),
-        "slim": [recipe.slim.tests, recipe.slim.stubs, recipe.slim.strip, list(recipe.slim.keep)],
         "files": [[f.path, f.sha256, f.mode] for f in files],
     }
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
@@ -214,48 +197,39 @@ def build_recipe(
     if ctx.audit or recipe.build.audit:
         _refuse_vulnerable(recipe, locks, ctx)
     files = _recipe_files(recipe)
+    cache = ArtifactCache(ctx.cache_root)
     artifacts = []
     for group in _groups(recipe, locks):
         chosen = {t.id: backends.choose(recipe, t, locks[t.id].lock, ctx) for t in group.targets}
         compilers = _compilers(recipe, group, chosen, ctx)
         key = _build_key(recipe, group, locks, files, chosen, compilers)
         dest = out_dir / f"{group.artifact}.zip"
-        cached = ctx.cache_root / "artifacts" / f"{key}.zip"
-        summary = artifact_cache.linked(dest, cached) or artifact_cache.summary_of(dest, key)
-        status = "unchanged"
-        if summary is None and cached.exists():
-            artifact_cache.place(cached, dest)
-            status = "cached"
-            summary = artifact_cache.linked(dest, cached) or artifact_cache.summary_of(dest, key)
-            if summary is None:
-                log.warning("%s: damaged artifact in the cache; building it again", cached)
-                cached.unlink()
-        if summary is None:
+        found = cache.find(dest, key)
+        if found is None:
             for target_id, backend in chosen.items():
                 log.info("%s (%s): building with %s", group.artifact, target_id, backend.why)
-            summary = _assemble(recipe, group, locks, files, key, ctx, cached, chosen, compilers)
-            artifact_cache.remember(cached, summary)
-            artifact_cache.place(cached, dest)
-            status = "built"
-        assert summary is not None
+            job = _Job(recipe, group, locks, files, key, chosen, compilers)
+            summary, status = _assemble(job, ctx, cache.path(key)), BuildStatus.built
+            cache.keep(key, summary, dest)
+        else:
+            summary, status = found
         sidecar = sbom.beside(dest)
-        if status != "unchanged" or not sidecar.exists():
+        if status != BuildStatus.unchanged or not sidecar.exists():
             _write_sidecar(dest, sidecar)
-        files_count, unzipped, sha256 = summary
-        ctx.report(group.artifact, status)
+        ctx.report(group.artifact, status.value)
         zipped = dest.stat().st_size
         artifacts.append(
             Artifact(
                 recipe=recipe.stem,
                 name=group.artifact,
                 path=dest,
-                sha256=sha256,
+                sha256=summary.sha256,
                 targets=tuple(t.id for t in group.targets),
-                files=files_count,
-                unzipped=unzipped,
+                files=summary.files,
+                unzipped=summary.unzipped,
                 zipped=zipped,
                 status=status,
-                notes=quota.check(dest.name, unzipped, [], zipped).notes,
+                notes=quota.check(dest.name, summary.unzipped, [], zipped).notes,
             )
         )
     return artifacts
@@ -383,18 +357,23 @@ class _Installs:
         return [self.shared, *self.own.values()]
 
 
-def _assemble(
-    recipe: Recipe,
-    group: _Group,
-    locks: Locks,
-    files: list[_File],
-    key: str,
-    ctx: Context,
-    dest: Path,
-    chosen: dict[str, Backend],
-    compilers: dict[str, Compiler],
-) -> tuple[int, int, str]:
-    """Write the artifact to dest; return (files, unzipped bytes, SHA-256)."""
+@dataclass(frozen=True)
+class _Job:
+    """Everything one ZIP is made from: its build key is a digest of exactly this."""
+
+    recipe: Recipe
+    group: _Group
+    locks: Locks
+    files: list[_File]
+    key: str
+    chosen: dict[str, Backend]  # target id -> where it is installed
+    compilers: dict[str, Compiler]  # Python version -> its bytecode compiler
+
+
+def _assemble(job: _Job, ctx: Context, dest: Path) -> Summary:
+    """Write the artifact to dest and summarise it."""
+    recipe, group, locks, files = job.recipe, job.group, job.locks, job.files
+    chosen, compilers = job.chosen, job.compilers
     plan = [(t, d) for t in group.targets for d in shipped(locks[t.id].lock, recipe.exclude)]
     on_host = [(t, d) for t, d in plan if not chosen[t.id].builds_sdists]
     warning = runtime_overlap_warning({d.key for _, d in plan})
@@ -428,12 +407,12 @@ def _assemble(
     entries = _merge(installs.all())
     if recipe.slim.strip:
         entries = native.strip(entries, group.targets[0])
-    compiled = {e.path for part in installs.all() for i in part if not i.sha256 for e in i.entries}
+    compiled = {e.path for part in installs.all() for i in part if i.sdist for e in i.entries}
     native.check(entries, group.artifact, group.targets, compiled)
 
     generated = [(f.path, f.source.read_bytes(), f.mode) for f in files]
     built_with = {t: backend.name for t, backend in chosen.items()}
-    layer_manifest = _manifest(recipe, group, locks, installs, files, key, built_with, compilers)
+    layer_manifest = _manifest(job, installs, built_with)
     # What the layer adds to a function's 250 MiB, the manifest itself aside: audits read it.
     content = sum(e.size for e in entries) + sum(len(data) for _, data, _ in generated)
     layer_manifest = dataclasses.replace(layer_manifest, unzipped_bytes=content)
@@ -450,7 +429,7 @@ def _assemble(
     quota.check(f"{group.artifact}.zip", unzipped, largest)
     ctx.report(group.artifact, "zipping")
     entries += archive.compress_all(generated)
-    return len(entries), unzipped, archive.write(entries, dest)
+    return Summary(len(entries), unzipped, archive.write(entries, dest))
 
 
 def _install(
@@ -518,16 +497,8 @@ def _merge(installed: list[list[Installed]]) -> list[Entry]:
     return [entry for entry, _ in chosen.values()]
 
 
-def _manifest(
-    recipe: Recipe,
-    group: _Group,
-    locks: Locks,
-    installs: _Installs,
-    files: list[_File],
-    key: str,
-    built_with: dict[str, str],
-    compilers: dict[str, Compiler],
-) -> manifest.LayerManifest:
+def _manifest(job: _Job, installs: _Installs, built_with: dict[str, str]) -> manifest.LayerManifest:
+    recipe, group, locks, compilers = job.recipe, job.group, job.locks, job.compilers
     targets = {}
     shared = {i.name for i in installs.shared}
     for target in group.targets:
@@ -560,12 +531,12 @@ def _manifest(
         description=recipe.description,
         license=recipe.license,
         layerkit=__version__,
-        build_key=key,
+        build_key=job.key,
         runtimes=tuple(sorted({t.runtime.name for t in group.targets})),
         architectures=tuple(sorted({t.architecture for t in group.targets})),
         excluded=tuple(sorted(recipe.exclude)),
         targets=targets,
-        files=tuple(manifest.RecipeFile(f.path, f.sha256, oct(f.mode)) for f in files),
+        files=tuple(manifest.RecipeFile(f.path, f.sha256, oct(f.mode)) for f in job.files),
     )
 
 
@@ -588,7 +559,7 @@ def build_all(
             recipe, ctx, out_dir, locked=locked, upgrade=upgrade, upgrade_packages=upgrade_packages
         )
     ]
-    made = [a for a in artifacts if a.status != "unchanged"]
+    made = [a for a in artifacts if a.status != BuildStatus.unchanged]
     if made and registry_path is not None:
         from layerkit.registry import Registry
 

@@ -19,14 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from layerkit import settings
-from layerkit.layer import manifest
 from layerkit.build.bytecode import find_interpreter
 from layerkit.build.container import DOCKER_ARCHITECTURES, ContainerEngine, Mount, Run
 from layerkit.errors import UserError
 from layerkit.files import open_zip
+from layerkit.layer import manifest
 from layerkit.layer.inspection import check_paths
 from layerkit.runner import run
-from layerkit.targets import ARCHITECTURES, RUNTIMES
+from layerkit.targets import ARCHITECTURES, RUNTIMES, split_id
 
 RUNTIME_IMAGE = "public.ecr.aws/lambda/python:{python}-{arch}"
 
@@ -89,6 +89,7 @@ print("LAYERKIT-RESULTS " + json.dumps({"modules": results, "seconds": seconds, 
 
 @dataclass(frozen=True)
 class TargetResult:
+    zip: Path
     target: str
     where: str  # the image, or the host interpreter
     modules: dict[str, str]  # module -> "ok" or the error
@@ -102,23 +103,10 @@ class TargetResult:
     def slowest(self, count: int = 5) -> list[tuple[str, float]]:
         return sorted(self.seconds.items(), key=lambda item: -item[1])[:count]
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "target": self.target,
-            "where": self.where,
-            "ok": self.ok,
-            "modules": self.modules,
-            "import_seconds": {m: round(s, 4) for m, s in sorted(self.seconds.items())},
-            "total_import_seconds": None
-            if self.total_seconds is None
-            else round(self.total_seconds, 4),
-            "slowest": [{"module": m, "seconds": round(s, 4)} for m, s in self.slowest()],
-        }
 
-
-def _result(target: str, where: str, output: str) -> TargetResult:
+def _result(zip_path: Path, target: str, where: str, output: str) -> TargetResult:
     found = _parse(output)
-    return TargetResult(target, where, found["modules"], found["seconds"], found["total"])
+    return TargetResult(zip_path, target, where, found["modules"], found["seconds"], found["total"])
 
 
 def _parse(output: str) -> dict[str, Any]:
@@ -156,10 +144,12 @@ def verify(
             layer_manifest = manifest.path_for(found.layer)
             results = []
             for target_id in found.targets:
-                runtime_name, arch = target_id.rsplit("-", 1)
+                runtime_name, arch = split_id(target_id)
                 python = RUNTIMES[runtime_name].python_version
                 if native:
-                    results.append(_native(opt, target_id, python, arch, layer_manifest, env))
+                    results.append(
+                        _native(zip_path, opt, target_id, python, arch, layer_manifest, env)
+                    )
                     continue
                 assert engine is not None
                 name = (image or RUNTIME_IMAGE).format(
@@ -179,11 +169,12 @@ def verify(
                         what="the import check",
                     )
                 )
-                results.append(_result(target_id, name, output))
+                results.append(_result(zip_path, target_id, name, output))
     return results
 
 
 def _native(
+    zip_path: Path,
     opt: Path, target_id: str, python: str, arch: str, layer_manifest: str, env: Mapping[str, str]
 ) -> TargetResult:
     if platform.machine() != ARCHITECTURES[arch]:
@@ -204,7 +195,7 @@ def _native(
         [str(found.path), "-I", "-S", "-B", "-c", IMPORT_ALL, str(opt), target_id,
          str(opt / layer_manifest), IMPORT]
     ).stdout  # fmt: skip
-    return _result(target_id, str(found.path), output)
+    return _result(zip_path, target_id, str(found.path), output)
 
 
 def verify_all(
@@ -214,13 +205,13 @@ def verify_all(
     network: str | None,
     native: bool,
     env: Mapping[str, str],
-) -> list[dict[str, Any]]:
-    """`layerkit verify`: each target of each ZIP, as JSON-ready rows."""
+) -> list[TargetResult]:
+    """`layerkit verify`: each target of each ZIP."""
     from layerkit.build.container import DockerEngine
 
     engine = None if native else DockerEngine.connect(env)
     return [
-        {"zip": str(zip_path), **result.as_dict()}
+        result
         for zip_path in zips
         for result in verify(
             zip_path, engine=engine, image=image, network=network, native=native, env=env

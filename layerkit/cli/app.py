@@ -23,9 +23,10 @@ from layerkit.errors import ExitCode, LayerkitError
 from layerkit.layer.inspection import inspect_layer
 from layerkit.quota import DIRECT_UPLOAD_LIMIT
 from layerkit.recipe import recipes_named
+from layerkit.version import __version__
 
 if TYPE_CHECKING:
-    from layerkit.account.audit import Scope
+    from layerkit.account.scan import Scope
 
 # The AWS, audit, registry and verify modules, and rich's tables and progress, are imported
 # by the commands that use them: a no-op build must finish in well under a second.
@@ -158,7 +159,7 @@ def build(
             zips, image=runtime_image, network=network, native=native, env=os.environ
         )
     render.built(artifacts, reports, as_json)
-    if not all(r["ok"] for r in reports or ()):
+    if not all(r.ok for r in reports or ()):
         raise typer.Exit(ExitCode.CANNOT_BUILD)
 
 
@@ -184,7 +185,7 @@ def verify_command(
             zips += [a.path for a in built]
     reports = verify_all(zips, image=runtime_image, network=network, native=native, env=os.environ)
     render.verification(reports, as_json)
-    if not all(r["ok"] for r in reports):
+    if not all(r.ok for r in reports):
         raise typer.Exit(ExitCode.CANNOT_BUILD)
 
 
@@ -295,7 +296,7 @@ def _scope(
     organization: bool = False,
     role_name: str = "OrganizationAccountAccessRole",
 ) -> Scope:
-    from layerkit.account.audit import Scope
+    from layerkit.account.scan import Scope
 
     return Scope(profile, tuple(role_arn or ()), organization, role_name, tuple(region or ()))
 
@@ -357,6 +358,7 @@ def rollout(
     """Move functions on an older version of a layer to a newer one, keeping the rest;
     with --aliases, the aliases serving traffic too (optionally as a canary first)."""
     from layerkit.account.rollout import Mode, run
+    from layerkit.account.rollout import Status as RolloutStatus
     from layerkit.registry import Registry
 
     mode = Mode(aliases or promote or abort or canary is not None, canary, promote, abort)
@@ -365,9 +367,9 @@ def rollout(
         parallel, dry_run, Registry(_registry_path(registry_path)), mode,
     )  # fmt: skip
     render.rollout(results, layer, as_json)
-    if any(r["status"] == "failed" for r in results):
+    if any(r.status == RolloutStatus.failed for r in results):
         raise typer.Exit(ExitCode.AWS)
-    if any(r["status"] == "refused" for r in results):
+    if any(r.status == RolloutStatus.refused for r in results):
         raise typer.Exit(ExitCode.GATE)
 
 
@@ -383,12 +385,12 @@ def prune(
     as_json: opt.AsJson = False,
 ) -> None:
     """Delete old versions of a layer that no scanned function version references."""
-    from layerkit.account.audit import prune as cut
+    from layerkit.account.prune import prune as cut
     from layerkit.registry import Registry
 
     registry = Registry(_registry_path(registry_path))
-    rows = cut(_scope(region, profile, role_arn), layer, keep, yes, registry)
-    render.prune(rows, yes, as_json)
+    done = cut(_scope(region, profile, role_arn), layer, keep, yes, registry)
+    render.prune(done, as_json)
 
 
 @app.command()
@@ -399,7 +401,7 @@ def inspect(
     """Show what a layer ZIP contains: distributions, sizes, Python versions, architectures."""
     report = inspect_layer(zip_path)
     render.inspection(report, as_json)
-    if report["problems"]:
+    if report.problems:
         raise typer.Exit(ExitCode.CANNOT_BUILD)
 
 
@@ -445,6 +447,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if isinstance(exc.code, int):
             return exc.code
         return ExitCode.OK if exc.code is None else ExitCode.FAILED
+    except Exception as exc:  # a bug: one paragraph, never a bare traceback
+        if _state["debug"]:
+            render.error(traceback.format_exc())
+        render.error(
+            f"internal error: {type(exc).__name__}: {exc}. This is a bug in layerkit "
+            f"{__version__}, not something in your input. Run the command again with --debug "
+            "(`layerkit --debug …`) to see where it happened, and report it with that output."
+        )
+        return ExitCode.FAILED
     return ExitCode.OK
 
 

@@ -6,11 +6,13 @@ functions that draw tables and progress, so a no-op build never loads it.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,9 +25,13 @@ if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
 
     from layerkit.account.attach import Finding
-    from layerkit.account.audit import Audit, Report
-    from layerkit.account.publish import Action, Outcome, Run
+    from layerkit.account.audit import Audit, Reference, Report, Vulnerable
+    from layerkit.account.prune import Pruned
+    from layerkit.account.publish import Action, Run
+    from layerkit.account.rollout import Result
     from layerkit.build.pipeline import Artifact
+    from layerkit.build.verify import TargetResult
+    from layerkit.layer.inspection import Inspection
     from layerkit.layer.manifest import Change
     from layerkit.registry import Version
 
@@ -47,6 +53,24 @@ def synced(found: list[Version], as_json: bool) -> None:
         print_json([v.as_dict() for v in found])
     else:
         out.print(f"synced {len(found)} layer versions")
+
+
+def jsonable(value: Any) -> Any:
+    """A result as JSON data: a dataclass by its fields, an enum by its value, tuples and
+    sets as lists, paths as text. Results become JSON here and nowhere else."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, (set, frozenset)):
+        return sorted(jsonable(v) for v in value)
+    if isinstance(value, Path):
+        return str(value)
+    return value
 
 
 def print_json(data: Any) -> None:
@@ -96,12 +120,42 @@ def reporting(quiet: bool) -> Iterator[Reporter]:
         yield Reporter(progress)
 
 
-def built(artifacts_: list[Artifact], reports: list[dict[str, Any]] | None, as_json: bool) -> None:
+def artifact_json(a: Artifact) -> dict[str, Any]:
+    return {
+        "recipe": a.recipe,
+        "artifact": a.name,  # the LayerName it is published as
+        "path": str(a.path),
+        "sha256": a.sha256,
+        "targets": list(a.targets),
+        "files": a.files,
+        "unzipped": a.unzipped,
+        "zipped": a.zipped,
+        "status": a.status.value,
+        "notes": list(a.notes),
+    }
+
+
+def verification_json(r: TargetResult) -> dict[str, Any]:
+    return {
+        "zip": str(r.zip),
+        "target": r.target,
+        "where": r.where,
+        "ok": r.ok,
+        "modules": r.modules,
+        "import_seconds": {m: round(s, 4) for m, s in sorted(r.seconds.items())},
+        "total_import_seconds": None if r.total_seconds is None else round(r.total_seconds, 4),
+        "slowest": [{"module": m, "seconds": round(s, 4)} for m, s in r.slowest()],
+    }
+
+
+def built(artifacts_: list[Artifact], reports: list[TargetResult] | None, as_json: bool) -> None:
     """`layerkit build`: the artifacts, with their verification when there was one."""
     if as_json:
-        data = [a.as_dict() for a in artifacts_]
+        data = [artifact_json(a) for a in artifacts_]
         for item in data if reports is not None else []:
-            item["verification"] = [r for r in reports or () if r["zip"] == item["path"]]
+            item["verification"] = [
+                verification_json(r) for r in reports or () if str(r.zip) == item["path"]
+            ]
         print_json(data)
     else:
         artifacts(artifacts_)
@@ -120,7 +174,7 @@ def artifacts(built: list[Artifact]) -> None:
             mib(a.unzipped),
             mib(a.zipped),
             a.sha256[:12],
-            a.status,
+            a.status.value,
         )
     out.print(table)
     for a in built:
@@ -128,9 +182,9 @@ def artifacts(built: list[Artifact]) -> None:
             err.print(f"note: {note}")
 
 
-def verification(reports: list[dict[str, Any]], as_json: bool = False) -> None:
+def verification(reports: list[TargetResult], as_json: bool = False) -> None:
     if as_json:
-        print_json(reports)
+        print_json([verification_json(r) for r in reports])
         return
     if not reports:
         return
@@ -138,50 +192,55 @@ def verification(reports: list[dict[str, Any]], as_json: bool = False) -> None:
 
     table = Table("layer", "target", "imported", "cold import", "slowest alone", "where")
     for report in reports:
-        failed = sum(1 for e in report["modules"].values() if e != "ok")
-        imported = f"{len(report['modules']) - failed}/{len(report['modules'])}"
-        total = report["total_import_seconds"]
+        failed = sum(1 for e in report.modules.values() if e != "ok")
+        imported = f"{len(report.modules) - failed}/{len(report.modules)}"
+        total = report.total_seconds
         table.add_row(
-            Path(report["zip"]).name,
-            report["target"],
-            f"[green]{imported}[/]" if report["ok"] else f"[red]{imported} FAILED[/]",
+            report.zip.name,
+            report.target,
+            f"[green]{imported}[/]" if report.ok else f"[red]{imported} FAILED[/]",
             "—" if total is None else f"{total:.2f} s",
-            "\n".join(f"{s['module']} {s['seconds']:.2f} s" for s in report["slowest"]),
-            report["where"],
+            "\n".join(f"{module} {seconds:.2f} s" for module, seconds in report.slowest()),
+            report.where,
         )
     out.print(table)
     for report in reports:
-        for module, error in report["modules"].items():
+        for module, error in report.modules.items():
             if error != "ok":
-                line(f"{report['target']}: {module}: {error}")
+                line(f"{report.target}: {module}: {error}")
+
+
+def action_json(a: Action) -> dict[str, Any]:
+    return {
+        "region": a.region,
+        "layer": a.layer,
+        "action": "publish" if a.publish else "unchanged",
+        "existing_arn": a.existing_arn,
+        "route": a.route,
+        "s3": "s3://{}/{}".format(*a.s3_location) if a.s3_location else None,
+        "grants": [g.statement_id for g in a.grants],
+        "parameter": a.parameter,
+    }
 
 
 def published(done: Run, dry_run: bool, as_json: bool) -> None:
     """`layerkit publish`: the plan with --dry-run, else what was done."""
     actions = [a for _, planned in done.plans for a in planned]
     if dry_run and as_json:
-        print_json([a.as_dict() for a in actions])
+        print_json([action_json(a) for a in actions])
     elif dry_run:
-        publish_plan(actions)
+        for a in actions:
+            how = f" via {a.route}" if a.route else f" ({a.existing_arn})"
+            grants = ", ".join(g.statement_id for g in a.grants) or "none"
+            verb = "publish" if a.publish else "unchanged"
+            line(f"{a.region}: {a.layer}: {verb}{how}; grants: {grants}; "
+                 f"parameter: {a.parameter or 'none'}")  # fmt: skip
     elif as_json:
-        print_json({"outcomes": [o.as_dict() for o in done.outcomes], "api_calls": done.api_calls})
+        print_json({"outcomes": jsonable(done.outcomes), "api_calls": done.api_calls})
     else:
-        publish_outcomes(done.outcomes)
-
-
-def publish_plan(actions: list[Action]) -> None:
-    for item in (a.as_dict() for a in actions):
-        line(
-            f"{item['region']}: {item['layer']}: {item['action']}"
-            + (f" via {item['route']}" if item["route"] else f" ({item['existing_arn']})")
-            + f"; grants: {', '.join(item['grants']) or 'none'}; "
-            f"parameter: {item['parameter'] or 'none'}"
-        )
-
-
-def publish_outcomes(outcomes: list[Outcome]) -> None:
-    for o in outcomes:
-        line(f"{o.region}: {o.layer}: {o.status}: {o.arn if o.status != 'failed' else o.error}")
+        for o in done.outcomes:
+            shown = o.error if o.status == "failed" else o.arn
+            line(f"{o.region}: {o.layer}: {o.status.value}: {shown}")
 
 
 def versions(found: list[Version], as_json: bool = False) -> None:
@@ -226,13 +285,49 @@ def changes(changed: dict[str, list[Change]], as_json: bool = False) -> None:
         out.print("no differences in distributions")
 
 
+# The audit
+
+
+def vulnerable_json(v: Vulnerable) -> dict[str, Any]:
+    a = v.advisory
+    return {"id": a.id, "aliases": list(a.aliases), "summary": a.summary,
+            "severity": a.severity, "fixed": list(a.fixed), "url": a.url,
+            "package": v.package, "version": v.version,
+            "layers": list(v.layers), "functions": jsonable(v.functions)}  # fmt: skip
+
+
+def report_json(rep: Report) -> dict[str, Any]:
+    from layerkit.account.attach import KINDS
+
+    return {
+        "references": jsonable(rep.references),
+        "outdated": jsonable(rep.outdated),
+        "deleted": jsonable(rep.deleted),
+        "unused": jsonable(rep.unused),
+        "foreign": jsonable(rep.foreign),
+        "layer_limit": jsonable(rep.layer_limit),
+        "oversize": jsonable(rep.oversize),
+        "failures": jsonable(rep.failures),
+        "matches": [
+            {**jsonable(m.reference), "package": m.package, "package_version": m.package_version}
+            for m in rep.matches
+        ],
+        "vulnerable": [vulnerable_json(v) for v in rep.vulnerable],
+        **{kind: jsonable(rep.of_kind(kind)) for kind in KINDS},
+    }
+
+
 def audited(done: Audit, as_json: bool, as_csv: bool) -> None:
     if as_json:
-        print_json({**done.report.as_dict(), "api_calls": done.api_calls})
+        print_json({**report_json(done.report), "api_calls": done.api_calls})
     elif as_csv:
         audit_csv(done.report)
     else:
         audit(done.report)
+
+
+def _label(r: Reference) -> str:
+    return f"{r.function}:{r.version}"
 
 
 def audit(rep: Report) -> None:
@@ -242,9 +337,9 @@ def audit(rep: Report) -> None:
 
     usage: dict[str, list[str]] = {}
     for r in rep.references:
-        usage.setdefault(r["arn"], []).append(f"{r['function']}:{r['version']} ({r['region']})")
+        usage.setdefault(r.arn, []).append(f"{_label(r)} ({r.region})")
     table = Table("layer version", "status", "functions")
-    status = {r["arn"]: r["status"] for r in rep.references}
+    status = {r.arn: r.status.value for r in rep.references}
     for arn, functions in sorted(usage.items()):
         shown = ", ".join(functions[:5]) + (
             f" … +{len(functions) - 5}" if len(functions) > 5 else ""
@@ -252,22 +347,22 @@ def audit(rep: Report) -> None:
         table.add_row(arn, status[arn], f"{len(functions)}: {shown}")
     out.print(table)
     sections = [
-        ("outdated", [f"{r['function']}:{r['version']} ({r['account']} {r['region']}) uses "
-                      f"{r['layer']}:{r['layer_version']}, {r['behind']} behind {r['latest']}"
-                      for r in rep.outdated]),
-        ("deleted versions still in use", [f"{r['function']}:{r['version']} ({r['region']}) "
-                                           f"uses {r['arn']}" for r in rep.deleted]),
-        ("unused versions", [f"{r['arn']} ({mib(r.get('size', 0))})" for r in rep.unused]),
+        ("outdated", [f"{_label(r)} ({r.account} {r.region}) uses {r.layer}:{r.layer_version}, "
+                      f"{r.behind} behind {r.latest}" for r in rep.outdated]),
+        ("deleted versions still in use", [f"{_label(r)} ({r.region}) uses {r.arn}"
+                                           for r in rep.deleted]),
+        ("unused versions", [f"{u.arn} ({mib(u.size)})" for u in rep.unused]),
         ("other accounts' layers", [f"{owner}: {len(arns)} layer versions"
                                     for owner, arns in rep.foreign.items()]),
-        ("at or near the 5-layer limit", [f"{r['function']} ({r['region']}): {r['layers']}"
-                                          for r in rep.layer_limit]),
-        ("at or near 250 MiB unzipped", [f"{r['function']} ({r['region']}): layers "
-                                         f"{mib(r['layers_unzipped'])}; {r['note']}"
-                                         for r in rep.oversize]),
-        ("could not scan", [f"{r['account']} {r['region']}: {r['error']}" for r in rep.failures]),
-        ("package matches", [f"{r['function']}:{r['version']} ({r['region']}) via {r['arn']}: "
-                             f"{r['package']} {r['package_version']}" for r in rep.matches]),
+        ("at or near the 5-layer limit", [f"{n.function} ({n.region}): {n.layers}"
+                                          for n in rep.layer_limit]),
+        ("at or near 250 MiB unzipped", [f"{o.function} ({o.region}): layers "
+                                         f"{mib(o.layers_unzipped)}; {o.note}"
+                                         for o in rep.oversize]),
+        ("could not scan", [f"{f.account} {f.region}: {f.error}" for f in rep.failures]),
+        ("package matches", [f"{_label(m.reference)} ({m.reference.region}) via "
+                             f"{m.reference.arn}: {m.package} {m.package_version}"
+                             for m in rep.matches]),
         *((kind, [_finding(f) for f in rep.of_kind(kind)]) for kind in KINDS),
         ("vulnerable", [_vulnerable(v) for v in rep.vulnerable]),
     ]  # fmt: skip
@@ -276,18 +371,18 @@ def audit(rep: Report) -> None:
             out.print(f"[bold]{title}[/] ({len(lines)})")
             for text in lines:
                 line(f"  {text}")
-    freed = sum(r.get("size", 0) for r in rep.unused)
+    freed = sum(u.size for u in rep.unused)
     out.print(f"unused versions take {mib(freed)} of code storage")
 
 
-def _vulnerable(v: dict[str, Any]) -> str:
-    fixed = f"fixed in {', '.join(v['fixed'])}" if v["fixed"] else "no fixed version yet"
-    functions = [f"{f['function']}:{f['qualifier']} ({f['account']} {f['region']})"
-                 for f in v["functions"]]  # fmt: skip
+def _vulnerable(v: Vulnerable) -> str:
+    a = v.advisory
+    fixed = f"fixed in {', '.join(a.fixed)}" if a.fixed else "no fixed version yet"
+    functions = [f"{f.function}:{f.qualifier} ({f.account} {f.region})" for f in v.functions]
     shown = ", ".join(functions[:5]) + (f" … +{len(functions) - 5}" if len(functions) > 5 else "")
     return (
-        f"{v['id']} ({v['severity']}) {v['package']} {v['version']}, {fixed}: "
-        f"{len(v['layers'])} layer versions, {len(functions)} functions: {shown or 'none'}"
+        f"{a.id} ({a.severity}) {v.package} {v.version}, {fixed}: "
+        f"{len(v.layers)} layer versions, {len(functions)} functions: {shown or 'none'}"
     )
 
 
@@ -307,8 +402,8 @@ def audit_csv(rep: Report) -> None:
                "vulnerabilities"]  # fmt: skip
     advisories: dict[str, list[str]] = {}
     for v in rep.vulnerable:
-        for arn in v["layers"]:
-            advisories.setdefault(arn, []).append(f"{v['id']} {v['package']} {v['version']}")
+        for arn in v.layers:
+            advisories.setdefault(arn, []).append(f"{v.advisory.id} {v.package} {v.version}")
     about: dict[tuple[str, str, str, str], list[Finding]] = {}
     for f in rep.findings:
         about.setdefault((f.account, f.region, f.function, f.qualifier), []).append(f)
@@ -317,82 +412,102 @@ def audit_csv(rep: Report) -> None:
     for r in rep.references:
         found = [
             f
-            for f in about.get((r["account"], r["region"], r["function"], r["version"]), [])
-            if f.layer in ("", r["arn"])
+            for f in about.get((r.account, r.region, r.function, r.version), [])
+            if f.layer in ("", r.arn)
         ]
-        kinds = sorted({f.kind for f in found})
         writer.writerow(
             {
-                **r,
-                "findings": ";".join(kinds),
+                **jsonable(r),
+                "findings": ";".join(sorted({f.kind for f in found})),
                 "reasons": " | ".join(f.reason for f in found),
-                "vulnerabilities": ";".join(advisories.get(r["arn"], [])),
+                "vulnerabilities": ";".join(advisories.get(r.arn, [])),
             }
         )
 
 
-def rollout(results: list[dict[str, Any]], layer: str, as_json: bool = False) -> None:
+# Rollout and prune
+
+
+def rollout_json(result: Result) -> dict[str, Any]:
+    u = result.update
+    data: dict[str, Any] = {
+        "account": u.account, "region": u.region, "function": u.function,
+        "layers": list(u.new_layers), "status": result.status.value,
+    }  # fmt: skip
+    if u.alias is not None:
+        data.update(alias=u.alias, action=u.action, serving=u.serving)
+        if u.weight is not None:
+            data["weight"] = u.weight
+    if result.reason:
+        data["reason"] = result.reason
+    if result.version is not None:
+        data["version"] = result.version
+    if result.error is not None:
+        data["error"] = result.error
+    return data
+
+
+def rollout(results: list[Result], layer: str, as_json: bool = False) -> None:
     if as_json:
-        print_json(results)
+        print_json([rollout_json(r) for r in results])
         return
     for r in results:
-        why = f"; {r.get('error') or r.get('reason')}" if r.get("error") or r.get("reason") else ""
-        where = f"{r['function']}:{r['alias']}" if r.get("alias") else r["function"]
-        version = f" as version {r['version']}" if r.get("version") else ""
-        weight = f" ({r['weight']:.0%} of traffic)" if r.get("weight") is not None else ""
-        action = f" {r['action']}" if r.get("action") else ""
-        line(f"{r['status']}{action}: {where} ({r['region']}){version}{weight} -> "
-             f"{', '.join(r['layers'])}{why}")  # fmt: skip
+        u = r.update
+        why = f"; {r.error or r.reason}" if r.error or r.reason else ""
+        where = f"{u.function}:{u.alias}" if u.alias else u.function
+        version = f" as version {r.version}" if r.version else ""
+        weight = f" ({u.weight:.0%} of traffic)" if u.alias and u.weight is not None else ""
+        action = f" {u.action}" if u.alias else ""
+        line(f"{r.status.value}{action}: {where} ({u.region}){version}{weight} -> "
+             f"{', '.join(u.new_layers)}{why}")  # fmt: skip
     if not results:
         out.print(f"no function uses an older version of {layer}")
 
 
-def prune(rows: list[dict[str, Any]], deleted: bool, as_json: bool = False) -> None:
+def prune(done: Pruned, as_json: bool = False) -> None:
     if as_json:
-        freed = sum(r["size"] for r in rows)
-        print_json({"deleted" if deleted else "would_delete": rows, "bytes_freed": freed})
+        key = "deleted" if done.deleted else "would_delete"
+        print_json({key: jsonable(done.candidates), "bytes_freed": done.bytes_freed})
         return
-    for r in rows:
-        out.print(f"{'deleted' if deleted else 'would delete'}: {r['arn']} ({mib(r['size'])})")
-    verb = "freed" if deleted else "would free (run with --yes to delete)"
-    freed = sum(r["size"] for r in rows)
-    out.print(f"{len(rows)} versions, {mib(freed)} of code storage {verb}")
+    for c in done.candidates:
+        out.print(f"{'deleted' if done.deleted else 'would delete'}: {c.arn} ({mib(c.size)})")
+    verb = "freed" if done.deleted else "would free (run with --yes to delete)"
+    out.print(f"{len(done.candidates)} versions, {mib(done.bytes_freed)} of code storage {verb}")
 
 
-def inspection(report: dict[str, Any], as_json: bool = False) -> None:
+def inspection(report: Inspection, as_json: bool = False) -> None:
     if as_json:
-        print_json(report)
+        print_json(jsonable(report))
         return
     from rich.table import Table
 
     out.print(
-        f"[bold]{report['path']}[/]  layer: {report['layer'] or '(no layerkit manifest)'}  "
-        f"files: {report['files']}  unzipped: {mib(report['unzipped'])}  "
-        f"zipped: {mib(report['zipped'])}  quota headroom: {mib(report['quota_headroom'])}"
+        f"[bold]{report.path}[/]  layer: {report.layer or '(no layerkit manifest)'}  "
+        f"files: {report.files}  unzipped: {mib(report.unzipped)}  "
+        f"zipped: {mib(report.zipped)}  quota headroom: {mib(report.quota_headroom)}"
     )
     out.print(
-        f"Python: {', '.join(report['python_versions']) or 'any'}  "
-        f"architectures: {', '.join(report['architectures'])}"
+        f"Python: {', '.join(report.python_versions) or 'any'}  "
+        f"architectures: {', '.join(report.architectures)}"
     )
-    bytecode = report["bytecode"]
+    bytecode = report.bytecode
     caveat = {"timestamp": ", valid only where extraction keeps file times"}
     covered = [
-        f"{tag} for {t['sources']}/{bytecode['sources']} sources ({t['kind']}"
-        f"{caveat.get(t['kind'], '')})"
-        for tag, t in bytecode["tags"].items()
+        f"{tag} for {t.sources}/{bytecode.sources} sources ({t.kind}{caveat.get(t.kind, '')})"
+        for tag, t in bytecode.tags.items()
     ]
     out.print(
         "bytecode: " + ("; ".join(covered) if covered else "none")
-        if covered or not bytecode["sources"]
-        else f"bytecode: none, so every cold start compiles its {bytecode['sources']} sources"
+        if covered or not bytecode.sources
+        else f"bytecode: none, so every cold start compiles its {bytecode.sources} sources"
     )
     dists = Table("distribution", "version", "size", "site-packages")
-    for d in report["distributions"]:
-        dists.add_row(d["name"], d["version"], mib(d["size"]) if d["size"] else "?", d["site"])
+    for d in report.distributions:
+        dists.add_row(d.name, d.version, mib(d.size) if d.size else "?", d.site)
     out.print(dists)
     largest = Table("largest files", "size")
-    for f in report["largest_files"]:
-        largest.add_row(f["path"], mib(f["size"]))
+    for f in report.largest_files:
+        largest.add_row(f.path, mib(f.size))
     out.print(largest)
-    for problem in report["problems"]:
+    for problem in report.problems:
         err.print(f"[red]problem:[/] {problem}")

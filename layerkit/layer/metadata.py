@@ -6,7 +6,10 @@ and layerkit only reports it), wheel tags through `packaging.tags`.
 
 from __future__ import annotations
 
+import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 
 from packaging.metadata import RawMetadata, parse_email
 from packaging.tags import Tag, parse_tag
@@ -39,6 +42,16 @@ def _license(raw: RawMetadata) -> str:
     classifiers = raw.get("classifiers", [])
     found = [c.split(" :: ")[-1] for c in classifiers if c.startswith("License ::")]
     return "; ".join(found) or ("see distribution" if declared else "unknown")
+
+
+def distributions_in(archive: zipfile.ZipFile) -> Iterator[tuple[PurePosixPath, Metadata]]:
+    """Each installed distribution in a ZIP (its `*.dist-info` folder, and what its METADATA
+    says), in path order; paths with '..' are never read."""
+    for name in sorted(archive.namelist()):
+        path = PurePosixPath(name)
+        in_dist_info = path.name == "METADATA" and path.parent.name.endswith(".dist-info")
+        if in_dist_info and ".." not in path.parts:
+            yield path.parent, parse_metadata(archive.read(name).decode("utf-8", "replace"))
 
 
 def wheel_tags(text: str) -> list[Tag]:

@@ -27,8 +27,8 @@ from layerkit.errors import UserError
 from layerkit.files import open_zip, write_atomic
 from layerkit.layer import manifest
 from layerkit.layer.manifest import MANIFEST_DIR, Distribution, LayerManifest, TargetContent
-from layerkit.layer.metadata import parse_metadata
-from layerkit.targets import RUNTIMES
+from layerkit.layer.metadata import distributions_in
+from layerkit.targets import RUNTIMES, split_id
 from layerkit.version import __version__
 
 if TYPE_CHECKING:
@@ -64,7 +64,7 @@ def make(layer: LayerManifest) -> Bom:
     licenses = LicenseFactory()
     by_ref: dict[str, Component] = {}
     for target_id, content in sorted(layer.targets.items()):
-        runtime_name, _, architecture = target_id.partition("-")
+        runtime_name, architecture = split_id(target_id)
         runtime = RUNTIMES.get(runtime_name)
         for dist in content.distributions:
             filename, sha256 = (
@@ -201,16 +201,10 @@ def of_manifest(layer: LayerManifest, fmt: str = "json") -> bytes:
 
 def _from_dist_info(archive: zipfile.ZipFile, name: str) -> LayerManifest:
     """A manifest of what a foreign layer's *.dist-info say: names, versions, licences."""
-    found = []
-    for member in sorted(archive.namelist()):
-        parts = member.split("/")
-        if member.endswith(".dist-info/METADATA") and ".." not in parts:
-            meta = parse_metadata(archive.read(member).decode("utf-8", "replace"))
-            found.append(
-                Distribution(
-                    meta.name, meta.version, meta.license, site_packages="/".join(parts[:-2])
-                )
-            )
+    found = [
+        Distribution(meta.name, meta.version, meta.license, site_packages=str(folder.parent))
+        for folder, meta in distributions_in(archive)
+    ]
     content = TargetContent(lock="", built_with="", site_packages="python", bytecode=None,
                             distributions=tuple(found))  # fmt: skip
     return LayerManifest(layer=name, artifact=name, targets={"": content})

@@ -4,6 +4,8 @@ property over any fleet."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import io
 import json
 import zipfile
@@ -16,9 +18,11 @@ from botocore.stub import Stubber
 from hypothesis import given
 from hypothesis import strategies as st
 
-from layerkit.account.audit import Scan, prune_candidates, report, scan_region
+from layerkit.account.audit import NearLayerLimit, report
 from layerkit.account.clients import Clients
-from layerkit.account.gateways import FunctionVersion
+from layerkit.account.model import FunctionVersion
+from layerkit.account.prune import prune_candidates
+from layerkit.account.scan import Scan, scan_region
 from layerkit.errors import UserError
 from tests.conftest import layerkit
 
@@ -264,7 +268,7 @@ def test_prune_refuses_when_a_region_could_not_be_scanned() -> None:
     assert f"{OTHER} eu-west-1" in str(refused.value) and "could not be scanned" in str(
         refused.value
     )
-    assert [r["version"] for r in prune_candidates([fine], "orphan", keep=1)] == [1, 2]
+    assert [r.version for r in prune_candidates([fine], "orphan", keep=1)] == [1, 2]
 
 
 # Properties and the cases moto cannot hold.
@@ -293,9 +297,9 @@ def test_prune_never_deletes_a_referenced_or_recent_version(case: tuple[list[Sca
     scans, keep = case
     referenced = {arn for s in scans for fn in s.functions for arn in fn.layers}
     for row in prune_candidates(scans, "lay", keep):
-        assert row["arn"] not in referenced
-        versions = next(s.layers["lay"] for s in scans if s.region == row["region"])
-        assert row["version"] not in sorted(versions, reverse=True)[:keep]
+        assert row.arn not in referenced
+        versions = next(s.layers["lay"] for s in scans if s.region == row.region)
+        assert row.version not in sorted(versions, reverse=True)[:keep]
 
 
 def test_scanning_follows_every_page_and_groups_other_accounts_layers() -> None:
@@ -325,8 +329,8 @@ def test_scanning_follows_every_page_and_groups_other_accounts_layers() -> None:
         stub.assert_no_pending_responses()
     assert [f.name for f in found.functions] == ["p0", "p1", "p2"]
     rep = report([found], {})
-    assert rep.foreign == {"017000801446": [foreign]}
-    assert {r["status"] for r in rep.references} == {"foreign"}
+    assert rep.foreign == {"017000801446": (foreign,)}
+    assert {r.status for r in rep.references} == {"foreign"}
 
 
 def test_an_account_that_cannot_be_read_is_reported_and_the_rest_go_on() -> None:
@@ -352,7 +356,7 @@ def test_an_account_that_cannot_be_read_is_reported_and_the_rest_go_on() -> None
         {"lay": [1, 2]},
     )
     rep = report([failed, fine], {})
-    assert rep.failures[0]["account"] == OTHER and "Access denied" in rep.failures[0]["error"]
+    assert rep.failures[0].account == OTHER and "Access denied" in rep.failures[0].error
     assert len(rep.outdated) == 1
 
 
@@ -367,12 +371,10 @@ def test_functions_near_the_layer_and_size_limits_are_reported() -> None:
         )
     ]
     rep = report(scans, {arns[0]: 150_000_000, arns[1]: 120_000_000})
-    assert rep.layer_limit == [
-        {"account": ACCOUNT, "region": "eu-west-1", "function": "big:$LATEST", "layers": 5}
-    ]
+    assert rep.layer_limit == (NearLayerLimit(ACCOUNT, "eu-west-1", "big:$LATEST", layers=5),)
     [over] = rep.oversize
-    assert over["over"] and over["layers_unzipped"] == 270_000_000
-    assert over["unknown_layers"] == list(arns[2:])
+    assert over.over and over.layers_unzipped == 270_000_000
+    assert over.unknown_layers == arns[2:]
 
 
 def test_the_package_view_finds_functions_shipping_a_distribution(
@@ -446,14 +448,15 @@ def test_another_accounts_layer_is_read_once_from_its_zip(tmp_path: Path) -> Non
     with Stubber(clients.client("lambda", "eu-west-1")) as stub:
         stub.add_response(
             "get_layer_version_by_arn",
-            {"Content": {"CodeSha256": "abc=", "CodeSize": 10,
+            {"Content": {"CodeSha256": base64.b64encode(
+                hashlib.sha256(buffer.getvalue()).digest()).decode(), "CodeSize": 10,
                          "Location": f"http://127.0.0.1:{server.server_port}/layer.zip"}},
             {"Arn": arn},
         )  # fmt: skip
         contents = layer_contents({ACCOUNT: clients}, {}, tmp_path)
-        matches = package_matches(rep, "urllib3<2", contents)
+        matches = package_matches(rep.references, "urllib3<2", contents)
     server.shutdown()
-    assert [m["function"] for m in matches] == ["f0", "f1", "f2"]
+    assert [m.reference.function for m in matches] == ["f0", "f1", "f2"]
     assert served == ["/layer.zip"]  # one download for three functions
     assert list((tmp_path / "layers").iterdir())  # cached by CodeSha256 for the next audit
 
@@ -488,7 +491,7 @@ def test_organization_scans_every_member_account(project: Path, aws: dict[str, s
 def test_regions_and_accounts_are_scanned_at_the_same_time() -> None:
     import threading
 
-    from layerkit.account.audit import scan
+    from layerkit.account.scan import scan
 
     regions = ["eu-west-1", "us-east-1", "ap-southeast-2"]
     # Every region's first call waits here until all three are in flight: a scan that
@@ -544,7 +547,7 @@ def test_a_failed_update_is_reported_and_the_rest_go_on() -> None:
             {"FunctionName": "c"},
         )
         results = apply_rollout(updates, {ACCOUNT: clients}, sleep=waits.append)
-    assert [r["status"] for r in results] == ["failed", "updated", "failed"]
-    assert "Layer conflict" in results[0]["error"] and "left as it was" in results[0]["error"]
-    assert "EniLimitExceeded" in results[2]["error"]
+    assert [r.status for r in results] == ["failed", "updated", "failed"]
+    assert "Layer conflict" in str(results[0].error) and "left as it was" in str(results[0].error)
+    assert "EniLimitExceeded" in str(results[2].error)
     assert waits == [1]  # b was waited for until its update finished

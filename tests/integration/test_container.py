@@ -75,7 +75,7 @@ def test_a_c_extension_is_compiled_in_the_image_and_imports_there(project: Path)
     with zipfile.ZipFile(zip_path) as zipped:
         names = zipped.namelist()
     assert "python/markupsafe/_speedups.cpython-311-x86_64-linux-gnu.so" in names
-    assert inspect_layer(zip_path)["problems"] == []
+    assert inspect_layer(zip_path).problems == ()
     wheels = {d["name"]: d["wheel"] for d in layer_manifest(project, artifact)["targets"]
               ["python3.11-x86_64"]["distributions"]}  # fmt: skip
     assert wheels["markupsafe"].endswith("-cp311-cp311-linux_x86_64.whl")  # built here
@@ -152,8 +152,8 @@ def test_arm64_on_an_x86_64_engine_falls_back_to_wheels_and_says_so(project: Pat
     result = layerkit("build", "demo", "--strategy", "container", *CONTAINER, cwd=project, env=ENV)
     assert f"{IMAGE} is built for amd64, but python3.11-arm64 needs arm64" in result.stderr
     report = inspect_layer(project / "dist" / "demo.zip")
-    assert report["architectures"] == ["aarch64"]
-    assert report["problems"] == []
+    assert report.architectures == ("aarch64",)
+    assert report.problems == ()
 
 
 def test_a_missing_image_says_how_to_get_one(project: Path) -> None:

@@ -17,7 +17,7 @@ import pytest
 from botocore.stub import Stubber
 
 from layerkit.account.clients import Clients, translated
-from layerkit.account.publish import Layer, _check_account, _find_existing
+from layerkit.account.publish import Layer, Region, _check_account, _find_existing
 from layerkit.account.sync import sync
 from layerkit.errors import AWSError, QuotaError
 from layerkit.layer.manifest import LayerManifest
@@ -317,7 +317,7 @@ def test_the_content_is_found_on_any_page_of_versions(tmp_path: Path) -> None:
             "list_layer_versions", page([5], None, f"x {layer.marker}"),
             {"LayerName": "demo", "Marker": "m2"},
         )  # fmt: skip
-        assert _find_existing(layer, "eu-west-1", clients) == (
+        assert _find_existing(layer, Region.of(clients, "eu-west-1")) == (
             "arn:aws:lambda:eu-west-1:123456789012:layer:demo:5"
         )
         stub.assert_no_pending_responses()
@@ -357,7 +357,7 @@ def test_live_account_limits_refuse_a_layer_that_would_not_fit(tmp_path: Path) -
              "AccountUsage": {"TotalCodeSize": 999}},
         )  # fmt: skip
         with pytest.raises(QuotaError, match="does not fit the code storage left in eu-west-1"):
-            _check_account(layer, "eu-west-1", clients)
+            _check_account(layer, Region.of(clients, "eu-west-1"))
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ import pytest
 from botocore.stub import Stubber
 
 from layerkit.account.clients import Clients
-from layerkit.account.gateways import FunctionVersion
+from layerkit.account.model import FunctionVersion
 from layerkit.account.rollout import Update, apply
 from tests.conftest import layerkit
 from tests.fleet import client, execution_role, zipped
@@ -188,8 +188,8 @@ def test_a_publish_that_fails_leaves_the_alias_on_its_version() -> None:
         )
         [result] = apply([update], {ACCOUNT: clients})
         stub.assert_no_pending_responses()  # no UpdateAlias was called
-    assert result["status"] == "failed"
-    assert "Revision Id" in result["error"] and "still serves version 1" in result["error"]
+    assert result.status == "failed"
+    assert "Revision Id" in str(result.error) and "still serves version 1" in str(result.error)
 
 
 def test_versions_differ_only_in_what_was_released() -> None:

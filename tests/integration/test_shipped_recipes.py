@@ -86,9 +86,9 @@ def test_arm64_layers_hold_only_aarch64_code_from_wheels_that_fit_glibc_2_34(
 ) -> None:
     zip_path = built["project"] / built["artifacts"][artifact]["path"]
     report = inspect_layer(zip_path)
-    assert report["problems"] == []
-    assert report["shared_objects"] > 0
-    assert report["architectures"] == ["aarch64"]
+    assert report.problems == ()
+    assert report.shared_objects > 0
+    assert report.architectures == ("aarch64",)
     layer = manifest_of(zip_path, artifact.removesuffix("-arm64"))
     for target_id, content in layer["targets"].items():
         fits = target(*target_id.rsplit("-", 1)).tag_priority

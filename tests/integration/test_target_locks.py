@@ -64,7 +64,7 @@ def test_the_python3_11_layer_imports_and_needs_no_newer_glibc(
     write_recipe(project, "data", recipe('["python3.11"]'))
     [artifact] = json.loads(layerkit("build", "data", "--json", cwd=project).stdout)
     zip_path = project / artifact["path"]
-    assert inspect_layer(zip_path)["problems"] == []
+    assert inspect_layer(zip_path).problems == ()
     opt = extract(zip_path, tmp_path / "opt")
     runtime = runtime_packages("3.11", tmp_path / "runtime")
     results = import_all(opt, runtime, "data", "python3.11-x86_64", "3.11")

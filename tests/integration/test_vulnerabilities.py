@@ -122,8 +122,9 @@ def test_build_audit_refuses_a_vulnerable_lock_before_building(project: Path) ->
 
 def test_another_tools_layer_is_checked_from_its_dist_info() -> None:
     from layerkit import osv
-    from layerkit.account.audit import Scan, distributions_of, report, vulnerable
-    from layerkit.account.gateways import FunctionVersion
+    from layerkit.account.audit import distributions_of, report, vulnerable
+    from layerkit.account.model import FunctionVersion
+    from layerkit.account.scan import Scan
 
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as zipped:
@@ -136,10 +137,12 @@ def test_another_tools_layer_is_checked_from_its_dist_info() -> None:
               [FunctionVersion("123456789012", "eu-west-1", "f", "$LATEST", (arn,), 1)], {})],
         {},
     )  # fmt: skip
-    rows = vulnerable(rep, lambda _: distributions_of(buffer.getvalue()), osv.Database(DATA))
-    assert [(r["id"], r["version"], r["layers"]) for r in rows] == [
-        ("GHSA-34jh-p97f-mpxf", "1.26.5", [arn]),
-        ("GHSA-g4mx-q9vg-27p4", "1.26.5", [arn]),
+    rows = vulnerable(
+        rep.references, lambda _: distributions_of(buffer.getvalue()), osv.Database(DATA)
+    )
+    assert [(r.advisory.id, r.version, r.layers) for r in rows] == [
+        ("GHSA-34jh-p97f-mpxf", "1.26.5", (arn,)),
+        ("GHSA-g4mx-q9vg-27p4", "1.26.5", (arn,)),
     ]
-    assert rows[1]["fixed"] == ["1.26.18", "2.0.7"]
-    assert [(f["function"], f["qualifier"]) for f in rows[0]["functions"]] == [("f", "$LATEST")]
+    assert rows[1].advisory.fixed == ("1.26.18", "2.0.7")
+    assert [(f.function, f.qualifier) for f in rows[0].functions] == [("f", "$LATEST")]

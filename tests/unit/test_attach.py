@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime
 
 from layerkit.account.attach import findings, incompatible, problems_with, shadowed
-from layerkit.account.gateways import FunctionVersion, LayerArn, LayerVersion
+from layerkit.account.model import FunctionVersion, LayerArn, LayerVersion
 from layerkit.layer.manifest import Distribution, LayerManifest, TargetContent
 
 A = "arn:aws:lambda:eu-west-1:123456789012:layer:a:1"

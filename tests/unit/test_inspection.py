@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from layerkit.errors import UserError
-from layerkit.layer.inspection import inspect_layer
+from layerkit.layer.inspection import Bytecode, Coverage, InstalledDist, inspect_layer
 from tests.conftest import layerkit
 from tests.wheels import ELF_AARCH64, ELF_X86_64, elf_needing
 
@@ -44,11 +44,11 @@ def test_an_x86_64_shared_object_in_an_arm64_layer_is_flagged(tmp_path: Path) ->
         },
     )
     report = inspect_layer(zip_path)
-    assert report["architectures"] == ["aarch64", "x86_64"]
-    assert report["python_versions"] == ["3.12"]
-    assert report["problems"] == [
-        "python/b/_fast.cpython-312-x86_64-linux-gnu.so is x86_64, but the layer is for aarch64"
-    ]
+    assert report.architectures == ("aarch64", "x86_64")
+    assert report.python_versions == ("3.12",)
+    assert report.problems == (
+        "python/b/_fast.cpython-312-x86_64-linux-gnu.so is x86_64, but the layer is for aarch64",
+    )
     assert layerkit("inspect", str(zip_path), cwd=tmp_path, check=False).returncode == 3
 
 
@@ -64,13 +64,11 @@ def test_a_shared_object_needing_a_newer_glibc_than_the_runtime_is_flagged(tmp_p
         },
     )
     report = inspect_layer(zip_path)
-    assert report["distributions"] == [
-        {"name": "np", "version": "2.3", "site": "python", "size": len(so)}
-    ]
-    assert report["problems"] == [
+    assert report.distributions == (InstalledDist("np", "2.3", "python", len(so)),)
+    assert report.problems == (
         "python/np/_core.cpython-311-x86_64-linux-gnu.so needs GLIBC_2.28, "
-        "newer than the runtime's 2.26"
-    ]
+        "newer than the runtime's 2.26",
+    )
 
 
 def test_bytecode_is_counted_per_interpreter_with_its_kind(tmp_path: Path) -> None:
@@ -86,14 +84,14 @@ def test_bytecode_is_counted_per_interpreter_with_its_kind(tmp_path: Path) -> No
             "python/__pycache__/gone.cpython-312.pyc": header,  # no source: never imported
         },
     )
-    bytecode = inspect_layer(zip_path)["bytecode"]
-    assert bytecode == {
-        "sources": 2,
-        "tags": {
-            "cpython-312": {"sources": 1, "kind": "unchecked-hash"},
-            "cpython-313": {"sources": 1, "kind": "timestamp"},
+    bytecode = inspect_layer(zip_path).bytecode
+    assert bytecode == Bytecode(
+        sources=2,
+        tags={
+            "cpython-312": Coverage(sources=1, kind="unchecked-hash"),
+            "cpython-313": Coverage(sources=1, kind="timestamp"),
         },
-    }
+    )
     shown = layerkit("inspect", str(zip_path), cwd=tmp_path).stdout
     assert "cpython-312 for 1/2 sources (unchecked-hash)" in shown
 

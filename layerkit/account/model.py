@@ -1,0 +1,149 @@
+"""The account side's domain values: what the gateways return and the rest of the wing
+reads. No boto3 here: these are plain data, so scans can be built by hand in tests."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from layerkit.errors import UserError
+
+
+@dataclass(frozen=True, order=True)
+class LayerArn:
+    """A layer version's ARN: arn:aws:lambda:REGION:ACCOUNT:layer:NAME:VERSION."""
+
+    region: str
+    account: str
+    layer: str
+    version: int
+
+    @classmethod
+    def parse(cls, text: str) -> LayerArn:
+        parts = text.split(":")
+        if len(parts) != 8 or parts[:3] != ["arn", "aws", "lambda"] or parts[5] != "layer":
+            raise UserError(f"{text!r} is not a layer version ARN.")
+        try:
+            return cls(parts[3], parts[4], parts[6], int(parts[7]))
+        except ValueError:
+            raise UserError(f"{text!r} is not a layer version ARN.") from None
+
+    def at(self, version: int) -> LayerArn:
+        return LayerArn(self.region, self.account, self.layer, version)
+
+    def __str__(self) -> str:
+        return f"arn:aws:lambda:{self.region}:{self.account}:layer:{self.layer}:{self.version}"
+
+
+@dataclass(frozen=True)
+class LayerVersion:
+    arn: LayerArn
+    description: str
+    runtimes: tuple[str, ...]
+    architectures: tuple[str, ...]
+    created: str
+
+
+@dataclass(frozen=True)
+class LayerContent:
+    sha256: str  # hex (Lambda gives CodeSha256 in base64)
+    size: int  # zipped
+    location: str  # a presigned https URL on AWS (moto: s3://)
+
+
+@dataclass(frozen=True)
+class LayerCode:
+    """Where PublishLayerVersion takes a ZIP from: its bytes, or an S3 object."""
+
+    zip_bytes: bytes | None = None
+    s3: tuple[str, str] | None = None  # (bucket, key)
+
+
+@dataclass(frozen=True)
+class AccountLimits:
+    unzipped: int  # a function and its layers, unzipped
+    storage_total: int | None  # code storage of the region
+    storage_used: int | None
+
+
+# Configuration keys that say nothing about what a version runs: bookkeeping, state, and
+# what Lambda itself manages. Every other key is part of a release (see FunctionVersion).
+_NOT_RELEASED = {
+    "Layers", "Version", "FunctionArn", "LastModified", "RevisionId", "State", "StateReason",
+    "StateReasonCode", "LastUpdateStatus", "LastUpdateStatusReason",
+    "LastUpdateStatusReasonCode", "MasterArn", "RuntimeVersionConfig", "CodeSize",
+    "ResponseMetadata",  # of the call, when read with GetFunctionConfiguration
+}  # fmt: skip
+
+
+def _released(key: str, value: Any) -> Any:
+    """What of a configuration value the user chose: Lambda reports SnapStart's
+    OptimizationStatus On for published versions and Off for $LATEST."""
+    if key == "SnapStart" and isinstance(value, dict):
+        return {"ApplyOn": value.get("ApplyOn")}
+    return value
+
+
+def release_of(config: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    """What a configuration releases, layers and bookkeeping aside, as sorted (key, JSON)
+    pairs: two versions with the same release run the same code the same way."""
+    return tuple(
+        sorted(
+            (key, json.dumps(_released(key, value), sort_keys=True, default=str))
+            for key, value in config.items()
+            if key not in _NOT_RELEASED and value not in (None, "", [], {})
+        )
+    )
+
+
+@dataclass(frozen=True)
+class FunctionVersion:
+    account: str
+    region: str
+    name: str
+    version: str  # $LATEST or a published number
+    layers: tuple[str, ...]  # layer version ARNs, in order
+    code_size: int  # zipped
+    runtime: str = ""  # empty for container images
+    architecture: str = "x86_64"
+    # Everything else the configuration says, as sorted (key, JSON) pairs: two versions
+    # with the same `release` run the same code the same way, but for their layers.
+    release: tuple[tuple[str, str], ...] = ()
+    revision: str = ""
+    code_sha256: str = ""
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}:{self.version}"
+
+    def differences(self, other: FunctionVersion) -> list[str]:
+        """The configuration keys, layers aside, in which the two versions differ."""
+        mine, theirs = dict(self.release), dict(other.release)
+        return sorted(k for k in mine.keys() | theirs.keys() if mine.get(k) != theirs.get(k))
+
+
+@dataclass(frozen=True)
+class Alias:
+    function: str
+    name: str
+    version: str  # the version it serves
+    weights: tuple[tuple[str, float], ...] = ()  # canary: other versions and their share
+
+    @property
+    def canary(self) -> str | None:
+        """The version a canary routes to, if any."""
+        return self.weights[0][0] if self.weights else None
+
+
+@dataclass(frozen=True)
+class UpdateStatus:
+    state: str  # Successful, InProgress or Failed
+    reason: str
+    revision: str = ""
+
+
+@dataclass(frozen=True)
+class Parameter:
+    value: str
+    modified: float  # epoch seconds, as SSM recorded the last write

@@ -1,0 +1,108 @@
+"""Reading an account: per account and region, every function version and the account's
+own layers, for audit, rollout and prune alike.
+
+A scan reads every function configuration with one paginated `ListFunctions
+(FunctionVersion=ALL)` (each published version included, with its Layers), the aliases of
+functions that have published versions, and the account's own layers with
+`ListLayers`/`ListLayerVersions`: no call per function version. Accounts and regions are
+scanned concurrently, with a bound; one that fails is recorded as such and the rest go on.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from layerkit.account.clients import Clients
+from layerkit.account.gateways import Account, Functions, Layers
+from layerkit.account.model import Alias, FunctionVersion, LayerVersion
+from layerkit.errors import LayerkitError
+
+MAX_WORKERS = 8
+
+
+@dataclass
+class Scan:
+    account: str
+    region: str
+    functions: list[FunctionVersion] = field(default_factory=list)
+    layers: dict[str, list[int]] = field(default_factory=dict)  # own layer -> versions
+    error: str | None = None
+    aliases: list[Alias] = field(default_factory=list)
+    declared: dict[str, LayerVersion] = field(default_factory=dict)  # own versions by ARN
+
+
+def scan_region(clients: Clients, account: str, region: str) -> Scan:
+    scan = Scan(account, region)
+    try:
+        functions = Functions(clients, account, region)
+        scan.functions = functions.every_version()
+        # Aliases point at published versions: only functions that have some can have one
+        # that matters ($LATEST's aliases see what $LATEST sees).
+        published = sorted({fn.name for fn in scan.functions if fn.version != "$LATEST"})
+        scan.aliases = [alias for name in published for alias in functions.aliases(name)]
+        for name, versions in Layers(clients, region).everything(f"{account} {region}").items():
+            scan.layers[name] = sorted(v.arn.version for v in versions)
+            scan.declared.update((str(v.arn), v) for v in versions)
+    except LayerkitError as exc:
+        scan.error = str(exc)
+    return scan
+
+
+def scan(accounts: dict[str, Clients], regions: list[str]) -> list[Scan]:
+    jobs = [
+        (account, clients, region) for account, clients in accounts.items() for region in regions
+    ]
+    with ThreadPoolExecutor(max_workers=min(MAX_WORKERS, max(1, len(jobs)))) as pool:
+        return list(pool.map(lambda job: scan_region(job[1], job[0], job[2]), jobs))
+
+
+def accounts_to_scan(
+    profile: str | None, role_arns: list[str] | None, organization: bool, role_name: str
+) -> dict[str, Clients]:
+    """Account ID -> its clients: the current credentials' account, the accounts of the
+    given roles, and with `organization` every active account of the AWS Organization,
+    through `role_name`."""
+    base = Clients(profile=profile)
+    accounts = {base.account(): base}
+    arns = list(role_arns or [])
+    if organization:
+        ids = Account(base).organization_accounts()
+        arns += [f"arn:aws:iam::{i}:role/{role_name}" for i in ids if i not in accounts]
+    for arn in arns:
+        accounts[arn.split(":")[4]] = Clients(profile=profile, role_arn=arn)
+    return accounts
+
+
+def regions_to_scan(flags: list[str] | None, clients: Clients) -> list[str]:
+    """The regions asked for, else every region enabled for the account."""
+    if flags:
+        return flags
+    return Account(clients).regions()
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Which accounts and regions a command scans."""
+
+    profile: str | None = None
+    role_arns: tuple[str, ...] = ()
+    organization: bool = False
+    role_name: str = "OrganizationAccountAccessRole"
+    regions: tuple[str, ...] = ()
+
+    def scan(self) -> tuple[dict[str, Clients], list[Scan]]:
+        accounts = accounts_to_scan(
+            self.profile, list(self.role_arns), self.organization, self.role_name
+        )
+        regions = regions_to_scan(list(self.regions), next(iter(accounts.values())))
+        return accounts, scan(accounts, regions)
+
+
+def api_calls(accounts: dict[str, Clients]) -> dict[str, int]:
+    """The API calls made through every account's clients, by operation."""
+    calls: dict[str, int] = {}
+    for clients in accounts.values():
+        for name, count in clients.calls.items():
+            calls[name] = calls.get(name, 0) + count
+    return calls
