@@ -5,8 +5,8 @@ What a flaky network needs, in one place: a timeout on every read, the CA bundle
 TLS-intercepting proxy, credentials in a URL sent as a Basic header (and never shown),
 and retries with backoff on what is worth retrying — a refused or dropped connection, a
 timeout, a 5xx, a 429, a body cut short — never on another 4xx, which will not change.
-A request gives up when its budget is spent (90 s by default), so an index that is down
-is named within that time instead of hanging a CI job. Downloads land through
+A request gives up after 5 attempts or when its budget is spent (90 s by default), so an
+index that is down is named within that time instead of hanging a CI job. Downloads land through
 `files.atomic`: an interrupted one leaves nothing behind.
 
 The HTTP and TLS modules are imported when a request is made: a build from cached wheels
@@ -19,7 +19,7 @@ import base64
 import hashlib
 import time
 import urllib.parse
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
 TIMEOUT = 60.0  # seconds without a byte before an attempt is abandoned
 BUDGET = 90.0  # seconds a request may spend on retries before it gives up
+ATTEMPTS = 5  # a refused connection is refused again quickly: ~8 s of backoff, then say so
 _FIRST_BACKOFF, _MAX_BACKOFF = 0.5, 8.0
 _CHUNK = 1 << 20
 T = TypeVar("T")
@@ -70,6 +71,7 @@ class Client:
     cafile: str | None = None
     timeout: float = TIMEOUT
     budget: float = BUDGET
+    attempts: int = ATTEMPTS
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.monotonic
     _context: ssl.SSLContext | None = field(default=None, init=False, repr=False)
@@ -88,16 +90,22 @@ class Client:
 
         def save(reply: Any) -> str:
             digest = hashlib.sha256()
-            with files.atomic(dest) as out:
-                while chunk := reply.read(_CHUNK):
-                    digest.update(chunk)
-                    out.write(chunk)
-                found = digest.hexdigest()
-                if expected_sha256 is not None and found != expected_sha256:
-                    raise Mismatch(found)  # leaves the block: nothing is kept
+            try:
+                with files.atomic(dest) as out:
+                    for chunk in _chunks(reply, url):
+                        digest.update(chunk)
+                        out.write(chunk)
+                    found = digest.hexdigest()
+                    if expected_sha256 is not None and found != expected_sha256:
+                        raise Mismatch(found)  # leaves the block: nothing is kept
+            except OSError as exc:  # the disk, not the network: _chunks wraps those
+                raise _WriteFailed(exc) from exc
             return found
 
-        return self._retrying(url, save, None, stream=True)
+        try:
+            return self._retrying(url, save, None, stream=True)
+        except _WriteFailed as exc:
+            raise exc.error from None
 
     # The machinery
 
@@ -118,7 +126,8 @@ class Client:
             except HttpError as exc:
                 failed = exc
             local = url.startswith("file:")  # a missing file does not appear by waiting
-            if local or not failed.retryable or self.clock() + backoff >= deadline:
+            spent = attempt >= self.attempts or self.clock() + backoff >= deadline
+            if local or spent or not failed.retryable:
                 raise HttpError(url, failed.status, failed.reason, attempt) from None
             self.sleep(backoff)
             backoff = min(backoff * 2, _MAX_BACKOFF)
@@ -164,6 +173,36 @@ class Client:
 
             self._context = ssl.create_default_context(cafile=self.cafile)
         return self._context
+
+
+def _chunks(reply: Any, url: str) -> Iterator[bytes]:
+    """The body, a chunk at a time; a connection that fails mid-body is an HttpError, so
+    that it is retried and never mistaken for a failing disk."""
+    import http.client
+
+    while True:
+        try:
+            chunk = reply.read(_CHUNK)
+        except http.client.IncompleteRead as exc:
+            raise HttpError(url, None, f"the answer was cut short ({exc!r})", 1) from None
+        except (OSError, http.client.HTTPException) as exc:
+            raise HttpError(url, None, str(exc) or type(exc).__name__, 1) from None
+        if not chunk:
+            # http.client ends a body cut short without an error when read in chunks: what
+            # the Content-Length promised and did not come is the sign.
+            if getattr(reply, "length", None):
+                raise HttpError(url, None, f"the answer was cut short ({reply.length} bytes "
+                                "missing)", 1)  # fmt: skip
+            return
+        yield chunk
+
+
+class _WriteFailed(Exception):
+    """A download's file could not be written (carried past the retries, then re-raised)."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 class Mismatch(Exception):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
@@ -60,6 +61,13 @@ def _boolean(text: str) -> bool:
     return words[text.lower()]
 
 
+class IndexStrategy(str, Enum):
+    """Which index a project comes from when several have it (uv's names)."""
+
+    first_index = "first-index"  # the first that has it: no dependency confusion
+    unsafe_best_match = "unsafe-best-match"  # any version from any index
+
+
 CACHE_DIR: Setting[Path] = Setting(
     "cache folder", "LAYERKIT_CACHE_DIR", None, None,
     lambda env: Path(env.get("XDG_CACHE_HOME") or _home(env) / ".cache") / "layerkit",
@@ -73,7 +81,7 @@ REGISTRY: Setting[Path] = Setting(
 )  # fmt: skip
 INDEX_STRATEGY: Setting[str] = Setting(
     "index strategy", "LAYERKIT_INDEX_STRATEGY", "--index-strategy", None,
-    lambda env: "first-index", _choice("first-index", "unsafe-best-match"),
+    lambda env: IndexStrategy.first_index.value, _choice(*(s.value for s in IndexStrategy)),
 )  # fmt: skip
 REQUIRE_BYTECODE: Setting[bool] = Setting(
     "require bytecode", "LAYERKIT_REQUIRE_BYTECODE", "--require-bytecode", None,

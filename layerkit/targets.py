@@ -9,8 +9,10 @@ from __future__ import annotations
 import datetime
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING
 
-from packaging.tags import Tag, compatible_tags, cpython_tags
+if TYPE_CHECKING:
+    from packaging.tags import Tag
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,8 @@ class Target:
     @cached_property
     def tag_priority(self) -> dict[Tag, int]:
         """Each tag the target accepts, mapped to its rank (0 is the most specific)."""
+        from packaging.tags import compatible_tags, cpython_tags  # only to choose wheels
+
         version = self.runtime.python
         interpreter = f"cp{version[0]}{version[1]}"
         ordered = [

@@ -11,19 +11,18 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from layerkit.build import lock
-from layerkit.build.bytecode import Compiler, ImageCompiler
-from layerkit.build.container import (
-    BuildContainer,
-)
+from layerkit.build.compilers import Compiler, ImageCompiler
 from layerkit.build.context import Context, Strategy
-from layerkit.build.install import Installed, install_in_container
-from layerkit.build.lock import Lock, LockedDist
+from layerkit.build.lockfile import Lock, LockedDist
 from layerkit.errors import ArchitectureError, ContainerError, NoFittingWheelError, ResolutionError
 from layerkit.recipe import Recipe, Slim
 from layerkit.targets import Target
+
+if TYPE_CHECKING:
+    from layerkit.build.container import BuildContainer
+    from layerkit.build.install import Installed
 
 log = logging.getLogger("layerkit")
 
@@ -81,6 +80,8 @@ class InContainer:
     def compile_sdists(
         self, target: Target, files: dict[str, Path], dists: list[LockedDist], site: str, slim: Slim
     ) -> list[Installed]:
+        from layerkit.build.install import install_in_container  # only to compile
+
         return install_in_container(
             target.id, files, dists, self.container, site, slim, self.cache_root
         )
@@ -120,6 +121,8 @@ def resolve(
     upgrade_packages: tuple[str, ...],
 ) -> Lock:
     """uv with wheels only, unless the recipe or the strategy needs the build image."""
+
+    from layerkit.build import lock  # resolving: never on a build whose locks are fresh
 
     def with_uv() -> Lock:
         return lock.resolve(

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from layerkit.build.bytecode import Interpreter, find_interpreter
-from layerkit.build.images import Containers
-from layerkit.build.index import PackageIndex, WheelCache, settings_from
+from layerkit.build.interpreters import Interpreter, find_interpreter
 from layerkit.settings import CACHE_DIR, INDEX_STRATEGY, REQUIRE_BYTECODE, resolve
 
 if TYPE_CHECKING:
     from layerkit import osv
+    from layerkit.build.images import Containers
+    from layerkit.build.index import PackageIndex, WheelCache
 
 Reporter = Callable[[str, str], None]
 
@@ -29,13 +30,15 @@ class Strategy(str, Enum):
 
 @dataclass
 class Context:
-    """Collaborators of a build, made once per command."""
+    """Collaborators of a build, made once per command, each when first needed: a build
+    whose locks and artifacts are current reads no pip configuration and starts no engine."""
 
-    index: PackageIndex
     cache_root: Path
     env: dict[str, str]
     uv_binary: str
-    containers: Containers
+    index_flags: tuple[str | None, tuple[str, ...], str | None, str | None] = (None, (), None, None)
+    image: str | None = None  # overrides the recipe's [build] image
+    network: str | None = None  # overrides the recipe's [build] network
     report: Reporter = field(default=lambda label, message: None)
     strategy: Strategy = Strategy.auto
     require_bytecode: bool = False  # no interpreter for a target's Python is an error
@@ -47,8 +50,28 @@ class Context:
     )
     _osv: osv.Source | None = field(default=None, init=False, repr=False)
 
+    @cached_property
+    def index(self) -> PackageIndex:
+        """The package index, from pip's configuration and the flags."""
+        from layerkit.build.index import PackageIndex, settings_from
+
+        index_url, extra_index_urls, ca_bundle, strategy = self.index_flags
+        strategy_name = resolve(INDEX_STRATEGY, self.env, flag=strategy)
+        return PackageIndex(
+            settings_from(self.env, index_url, extra_index_urls, ca_bundle, strategy_name)
+        )
+
+    @cached_property
+    def containers(self) -> Containers:
+        
+        return Containers(
+            self.env, self.cache_root, self.index.settings, image=self.image, network=self.network
+        )
+
     @property
     def wheels(self) -> WheelCache:
+        from layerkit.build.index import WheelCache
+
         return WheelCache(self.cache_root)
 
     def first_time(self, what: str) -> bool:
@@ -94,15 +117,14 @@ class Context:
     ) -> Context:
         from uv import find_uv_bin
 
-        strategy_name = resolve(INDEX_STRATEGY, env, flag=index_strategy)
-        settings = settings_from(env, index_url, extra_index_urls, ca_bundle, strategy_name)
-        cache_root = resolve(CACHE_DIR, env)
+        resolve(INDEX_STRATEGY, env, flag=index_strategy)  # a bad variable is named now
         ctx = cls(
-            index=PackageIndex(settings),
-            cache_root=cache_root,
+            cache_root=resolve(CACHE_DIR, env),
             env=dict(env),
             uv_binary=find_uv_bin(),
-            containers=Containers(dict(env), cache_root, settings, image=image, network=network),
+            index_flags=(index_url, extra_index_urls, ca_bundle, index_strategy),
+            image=image,
+            network=network,
             report=report or (lambda label, message: None),
             strategy=strategy,
             require_bytecode=resolve(REQUIRE_BYTECODE, env, flag=require_bytecode or None),

@@ -27,28 +27,19 @@ from typing import TYPE_CHECKING
 
 from packaging.utils import canonicalize_name
 
-from layerkit.errors import IntegrityError, PackageIndexError, UserError
+from layerkit.errors import BuildError, IntegrityError, PackageIndexError, UserError
 from layerkit.files import sha256_of
-from layerkit.http import Client, HttpError, Mismatch
 from layerkit.redaction import redact
 
 if TYPE_CHECKING:
-    pass
+    from layerkit.http import Client, HttpError
 
 log = logging.getLogger("layerkit")
 
 PYPI = "https://pypi.org/simple"
 
 
-class IndexStrategy(str, Enum):
-    """Which index a project comes from when several have it (uv's names)."""
-
-    first_index = "first-index"  # the first that has it: no dependency confusion
-    unsafe_best_match = "unsafe-best-match"  # any version from any index
-
-
 _ACCEPT = "application/vnd.pypi.simple.v1+json, text/html;q=0.1"
-_TIMEOUT = 60
 
 
 @dataclass(frozen=True)
@@ -162,11 +153,15 @@ class PackageIndex:
 
     @cached_property
     def http(self) -> Client:
+        from layerkit.http import Client  # a build from cached wheels opens no URL
+
         return Client(cafile=self.settings.cert)
 
     def files(self, project: str) -> list[IndexFile]:
         """The files of a project: from the first index that has it, or with
         unsafe-best-match from every index (as uv does)."""
+        from layerkit.http import HttpError
+
         name = canonicalize_name(project)
         found: list[IndexFile] = []
         for base in self.settings.urls:
@@ -207,12 +202,20 @@ class PackageIndex:
 
     def download(self, file: IndexFile, expected_sha256: str, dest: Path) -> None:
         """Fetch a file into dest, refusing it unless its SHA-256 is the expected one."""
+        from layerkit.http import HttpError, Mismatch
+
         try:
             self.http.download(file.url, dest, expected_sha256)
         except HttpError as exc:
             raise PackageIndexError(
                 f"Downloading {file.filename} from {redact(file.url)} failed: "
                 f"{exc.status or exc.reason}{_tries(exc)}."
+            ) from None
+        except OSError as exc:
+            raise BuildError(
+                f"Cannot write {dest}: {exc.strerror or exc}. Free some space, or point "
+                "LAYERKIT_CACHE_DIR at another disk, and run again; nothing was left "
+                "half-written."
             ) from None
         except Mismatch as exc:
             raise IntegrityError(

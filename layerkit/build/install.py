@@ -23,7 +23,8 @@ from layerkit import files
 from layerkit.build.archive import Entry, wheel_entry
 from layerkit.build.container import BuildContainer
 from layerkit.build.index import IndexFile, PackageIndex, WheelCache
-from layerkit.build.lock import Lock, LockedDist, best_wheel, choose_wheel
+from layerkit.build.lock import best_wheel, choose_wheel
+from layerkit.build.lockfile import Lock, LockedDist
 from layerkit.errors import IntegrityError
 from layerkit.files import sha256_of
 from layerkit.layer.metadata import parse_metadata
@@ -47,32 +48,6 @@ class Installed:
     entries: tuple[Entry, ...]
     sdist: str = ""  # compiled in the build image from this sdist, with its SHA-256
     sdist_sha256: str = ""
-
-
-def shipped(lock: Lock, exclude: frozenset[str]) -> list[LockedDist]:
-    """The locked distributions to ship: all but the excluded ones and those only they need.
-
-    The graph comes from the lock's `# via` annotations; a distribution without any is
-    treated as a root.
-    """
-    by_key = {d.key: d for d in lock.dists}
-    children: dict[str, set[str]] = {}
-    roots = []
-    for dist in lock.dists:
-        parents = [canonicalize_name(v.split("[")[0]) for v in dist.via if not v.startswith("-")]
-        if len(parents) < len(dist.via) or not dist.via:
-            roots.append(dist.key)
-        for parent in parents:
-            children.setdefault(parent, set()).add(dist.key)
-    keep: set[str] = set()
-    pending = [r for r in roots if r not in exclude]
-    while pending:
-        key = pending.pop()
-        if key in keep or key not in by_key:
-            continue
-        keep.add(key)
-        pending += [c for c in children.get(key, ()) if c not in exclude]
-    return [d for d in lock.dists if d.key in keep]
 
 
 def runtime_overlap_warning(names: set[str]) -> str | None:

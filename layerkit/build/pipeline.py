@@ -12,20 +12,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from layerkit import quota
-from layerkit.build import archive, backends, lock, native
-from layerkit.build.archive import Entry
+from layerkit.build import backends, lockfile
 from layerkit.build.artifact_cache import ArtifactCache, BuildStatus, Summary
 from layerkit.build.backends import Backend
-from layerkit.build.bytecode import (
-    Compiled,
-    Compiler,
-    HostCompiler,
-    add_bytecode,
-    cache_tag,
-)
+from layerkit.build.compilers import Compiler, HostCompiler
 from layerkit.build.context import Context
-from layerkit.build.install import Installed, fetch, install, runtime_overlap_warning, shipped
-from layerkit.build.lock import LockedDist, LockedTarget
+from layerkit.build.lockfile import shipped
+from layerkit.build.plan import Group, Job, Locks, RecipeFile
 from layerkit.errors import BuildError, StaleLockError, VulnerableError
 from layerkit.files import sha256_of, write_atomic
 from layerkit.layer import manifest, sbom
@@ -41,7 +34,6 @@ log = logging.getLogger("layerkit")
 # Bump when the same inputs would produce different bytes, so cached artifacts are not reused.
 BUILD_FORMAT = 6
 
-Locks = dict[str, LockedTarget]  # by target id
 
 
 @dataclass(frozen=True)
@@ -75,8 +67,8 @@ def lock_recipe(
     locks: Locks = {}
     for target in recipe.targets:
         path = recipe.lock_path(target)
-        existing = lock.read(recipe, target)
-        state = lock.status(recipe, target, existing.lock if existing else None)
+        existing = lockfile.read(recipe, target)
+        state = lockfile.status(recipe, target, existing.lock if existing else None)
         wanted = refresh or upgrade or bool(upgrade_packages) or state != "fresh"
         if wanted and check:
             reason = {
@@ -92,26 +84,14 @@ def lock_recipe(
             log.info("%s %s", path, action)
             ctx.report(target.id, "resolving")
             resolved = backends.resolve(recipe, target, ctx, upgrade, upgrade_packages)
-            lock.write(recipe, target, resolved)
-            existing = lock.read(recipe, target)
+            lockfile.write(recipe, target, resolved)
+            existing = lockfile.read(recipe, target)
         assert existing is not None
         locks[target.id] = existing
     return locks
 
 
-@dataclass(frozen=True)
-class _Group:
-    artifact: str
-    targets: tuple[Target, ...]
-
-    @property
-    def pythons(self) -> list[str]:
-        return [
-            f"{major}.{minor}" for major, minor in sorted({t.runtime.python for t in self.targets})
-        ]
-
-
-def _groups(recipe: Recipe, locks: Locks) -> list[_Group]:
+def _groups(recipe: Recipe, locks: Locks) -> list[Group]:
     """One ZIP for all targets when they ship the same wheels, else one per architecture."""
 
     def content(target: Target) -> frozenset[tuple[str, str, tuple[str, ...]]]:
@@ -120,28 +100,14 @@ def _groups(recipe: Recipe, locks: Locks) -> list[_Group]:
 
     targets = recipe.targets
     if len({content(t) for t in targets}) == 1:
-        return [_Group(recipe.name, tuple(targets))]
+        return [Group(recipe.name, tuple(targets))]
     return [
-        _Group(f"{recipe.name}-{arch}", tuple(t for t in targets if t.architecture == arch))
+        Group(f"{recipe.name}-{arch}", tuple(t for t in targets if t.architecture == arch))
         for arch in recipe.architectures
     ]
 
 
-def _site_packages(target: Target) -> str:
-    return f"python/lib/python{target.runtime.python_version}/site-packages"
-
-
-@dataclass(frozen=True)
-class _File:
-    """A data or config file as it lands in the layer."""
-
-    path: str  # in the ZIP, relative to /opt
-    source: Path
-    mode: int
-    sha256: str
-
-
-def _recipe_files(recipe: Recipe) -> list[_File]:
+def _recipe_files(recipe: Recipe) -> list[RecipeFile]:
     """Every data and config file of the recipe, sorted by where it lands."""
     found = []
     for spec in recipe.files:
@@ -156,15 +122,15 @@ def _recipe_files(recipe: Recipe) -> list[_File]:
         )
         for target_path, source in sources:
             mode = 0o755 if source.stat().st_mode & 0o111 else 0o644
-            found.append(_File(str(target_path), source, mode, sha256_of(source)))
+            found.append(RecipeFile(str(target_path), source, mode, sha256_of(source)))
     return sorted(found, key=lambda f: f.path)
 
 
 def _build_key(
     recipe: Recipe,
-    group: _Group,
+    group: Group,
     locks: Locks,
-    files: list[_File],
+    files: list[RecipeFile],
     chosen: dict[str, Backend],
     compilers: dict[str, Compiler],
 ) -> str:
@@ -208,8 +174,10 @@ def build_recipe(
         if found is None:
             for target_id, backend in chosen.items():
                 log.info("%s (%s): building with %s", group.artifact, target_id, backend.why)
-            job = _Job(recipe, group, locks, files, key, chosen, compilers)
-            summary, status = _assemble(job, ctx, cache.path(key)), BuildStatus.built
+            from layerkit.build.assemble import assemble  # only when something is written
+
+            job = Job(recipe, group, locks, files, key, chosen, compilers)
+            summary, status = assemble(job, ctx, cache.path(key)), BuildStatus.built
             cache.keep(key, summary, dest)
         else:
             summary, status = found
@@ -271,7 +239,7 @@ def _write_sidecar(zip_path: Path, sidecar: Path) -> None:
 
 def _compilers(
     recipe: Recipe,
-    group: _Group,
+    group: Group,
     chosen: dict[str, Backend],
     ctx: Context,
 ) -> dict[str, Compiler]:
@@ -318,226 +286,6 @@ def _compilers(
             fix,
         )
     return compilers
-
-
-def _shared(group: _Group, files: dict[tuple[str, str], Path]) -> set[str]:
-    """The distributions that go once into python/, which every Python version imports.
-
-    With one Python version, all of them. With several, those that install the very same
-    wheel for every target (pure Python, or abi3): the rest go to each version's
-    python/lib/pythonX.Y/site-packages, which comes first on that version's sys.path.
-    """
-    keys = [{key for tid, key in files if tid == t.id} for t in group.targets]
-    common = set.intersection(*keys) if keys else set()
-    if len(group.pythons) == 1:
-        return common
-    first = group.targets[0].id
-    return {
-        key
-        for key in common
-        if files[(first, key)].suffix == ".whl"
-        and all(files[(t.id, key)] == files[(first, key)] for t in group.targets)
-    }
-
-
-@dataclass
-class _Installs:
-    """What a layer's targets install: the shared part once, the rest per target."""
-
-    shared: list[Installed]  # under python/
-    own: dict[str, list[Installed]]  # target id -> under its site-packages
-
-    def of(self, target: Target) -> list[Installed]:
-        return self.shared + self.own[target.id]
-
-    def site_packages(self, target: Target) -> str:
-        return _site_packages(target) if self.own[target.id] else "python"
-
-    def all(self) -> list[list[Installed]]:
-        return [self.shared, *self.own.values()]
-
-
-@dataclass(frozen=True)
-class _Job:
-    """Everything one ZIP is made from: its build key is a digest of exactly this."""
-
-    recipe: Recipe
-    group: _Group
-    locks: Locks
-    files: list[_File]
-    key: str
-    chosen: dict[str, Backend]  # target id -> where it is installed
-    compilers: dict[str, Compiler]  # Python version -> its bytecode compiler
-
-
-def _assemble(job: _Job, ctx: Context, dest: Path) -> Summary:
-    """Write the artifact to dest and summarise it."""
-    recipe, group, locks, files = job.recipe, job.group, job.locks, job.files
-    chosen, compilers = job.chosen, job.compilers
-    plan = [(t, d) for t in group.targets for d in shipped(locks[t.id].lock, recipe.exclude)]
-    on_host = [(t, d) for t, d in plan if not chosen[t.id].builds_sdists]
-    warning = runtime_overlap_warning({d.key for _, d in plan})
-    if warning:
-        log.warning("%s: %s", group.artifact, warning)
-
-    def progress(done: int, total: int) -> None:
-        ctx.report(group.artifact, f"downloading {done}/{total} wheels")
-
-    found = fetch(on_host, ctx.index, ctx.wheels, None, progress)
-    in_container = [(t, d) for t, d in plan if chosen[t.id].builds_sdists]
-    found |= fetch(in_container, ctx.index, ctx.wheels, frozenset(recipe.no_binary), progress)
-    shared = _shared(group, found)
-    first = group.targets[0]
-    installs = _Installs(
-        shared=_install(
-            recipe, first, [d for t, d in plan if t == first and d.key in shared], "python",
-            found, chosen[first.id], ctx, group.artifact,
-        ),
-        own={
-            t.id: _install(
-                recipe, t, [d for tt, d in plan if tt == t and d.key not in shared],
-                _site_packages(t), found, chosen[t.id], ctx, group.artifact,
-            )
-            for t in group.targets
-        },
-    )  # fmt: skip
-    for python, compiler in compilers.items():
-        ctx.report(group.artifact, f"compiling bytecode for Python {python}")
-        _add_bytecode(installs, group, python, compiler, ctx.cache_root)
-    entries = _merge(installs.all())
-    if recipe.slim.strip:
-        entries = native.strip(entries, group.targets[0])
-    compiled = {e.path for part in installs.all() for i in part if i.sdist for e in i.entries}
-    native.check(entries, group.artifact, group.targets, compiled)
-
-    generated = [(f.path, f.source.read_bytes(), f.mode) for f in files]
-    built_with = {t: backend.name for t, backend in chosen.items()}
-    layer_manifest = _manifest(job, installs, built_with)
-    # What the layer adds to a function's 250 MiB, the manifest itself aside: audits read it.
-    content = sum(e.size for e in entries) + sum(len(data) for _, data, _ in generated)
-    layer_manifest = dataclasses.replace(layer_manifest, unzipped_bytes=content)
-    manifest_bytes = manifest.dumps(layer_manifest)
-    generated.append((manifest.path_for(recipe.name), manifest_bytes, 0o644))
-    bom = sbom.for_build(layer_manifest, manifest_bytes, ctx.cache_root)
-    generated.append((sbom.path_for(recipe.name), bom, 0o644))
-    unzipped = sum(e.size for e in entries) + sum(len(data) for _, data, _ in generated)
-    sizes: dict[str, int] = {}
-    for dists in installs.all():
-        for item in dists:
-            sizes[item.name] = sizes.get(item.name, 0) + item.size
-    largest = sorted(sizes.items(), key=lambda item: -item[1])
-    quota.check(f"{group.artifact}.zip", unzipped, largest)
-    ctx.report(group.artifact, "zipping")
-    entries += archive.compress_all(generated)
-    return Summary(len(entries), unzipped, archive.write(entries, dest))
-
-
-def _install(
-    recipe: Recipe,
-    target: Target,
-    dists: list[LockedDist],
-    site: str,
-    found: dict[tuple[str, str], Path],
-    backend: Backend,
-    ctx: Context,
-    artifact: str,
-) -> list[Installed]:
-    """Each distribution as installed under `site`.
-
-    A wheel is unpacked here whatever the backend; the backend builds the sdists.
-    """
-    files = {d.key: found[(target.id, d.key)] for d in dists}
-    wheels = [d for d in dists if files[d.key].suffix == ".whl"]
-    sdists = [d for d in dists if files[d.key].suffix != ".whl"]
-    if wheels:
-        ctx.report(artifact, f"installing {target.id}")
-    result = [install(files[d.key], d, site, recipe.slim) for d in wheels]
-    if sdists:
-        ctx.report(artifact, f"compiling for {target.id} in {backend.name}")
-        sdist_files = {d.key: files[d.key] for d in sdists}
-        result += backend.compile_sdists(target, sdist_files, sdists, site, recipe.slim)
-    return result
-
-
-def _add_bytecode(
-    installs: _Installs, group: _Group, python: str, compiler: Compiler, cache_root: Path
-) -> None:
-    """Add CPython `python`'s pyc to what its targets import: the shared part and their own."""
-    # The shared part serves every version; a target's own part only its version (in a
-    # layer for both architectures, the targets of one version share one install).
-    parts = [("python", installs.shared)]
-    for target in group.targets:
-        site = _site_packages(target)
-        if target.runtime.python_version == python and site not in dict(parts):
-            parts.append((site, installs.own[target.id]))
-    items = [Compiled(i, site) for site, part in parts for i in part]
-    with_pyc = iter(add_bytecode(items, compiler, cache_root))  # one compiler run
-    for _, part in parts:
-        part[:] = [next(with_pyc) for _ in part]
-
-
-def _merge(installed: list[list[Installed]]) -> list[Entry]:
-    """All entries; where two distributions ship the same path, the first one wins."""
-    chosen: dict[str, tuple[Entry, str]] = {}
-    for dists in installed:
-        for dist in sorted(dists, key=lambda d: d.name.lower()):
-            for entry in dist.entries:
-                if entry.path not in chosen:
-                    chosen[entry.path] = (entry, dist.name)
-                    continue
-                first, owner = chosen[entry.path]
-                if (first.crc, first.size) != (entry.crc, entry.size):
-                    log.warning(
-                        "%s and %s both ship %s with different content; keeping %s's",
-                        owner,
-                        dist.name,
-                        entry.path,
-                        owner,
-                    )
-    return [entry for entry, _ in chosen.values()]
-
-
-def _manifest(job: _Job, installs: _Installs, built_with: dict[str, str]) -> manifest.LayerManifest:
-    recipe, group, locks, compilers = job.recipe, job.group, job.locks, job.compilers
-    targets = {}
-    shared = {i.name for i in installs.shared}
-    for target in group.targets:
-        site = installs.site_packages(target)
-        python = target.runtime.python_version
-        targets[target.id] = manifest.TargetContent(
-            lock="sha256:" + locks[target.id].sha256,
-            built_with=built_with[target.id],
-            site_packages=site,
-            bytecode=cache_tag(python) if python in compilers else None,
-            distributions=tuple(
-                manifest.Distribution(
-                    name=d.name,
-                    version=d.version,
-                    license=d.license,
-                    size=d.size,
-                    wheel=d.wheel,
-                    sha256=d.sha256,
-                    top_level=d.top_level,
-                    site_packages="python" if d.name in shared else site,
-                    sdist=d.sdist,
-                    sdist_sha256=d.sdist_sha256,
-                )
-                for d in sorted(installs.of(target), key=lambda d: d.name.lower())
-            ),
-        )
-    return manifest.LayerManifest(
-        layer=recipe.name,
-        artifact=group.artifact,  # the LayerName it is published as
-        description=recipe.description,
-        license=recipe.license,
-        layerkit=__version__,
-        build_key=job.key,
-        runtimes=tuple(sorted({t.runtime.name for t in group.targets})),
-        architectures=tuple(sorted({t.architecture for t in group.targets})),
-        excluded=tuple(sorted(recipe.exclude)),
-        targets=targets,
-        files=tuple(manifest.RecipeFile(f.path, f.sha256, oct(f.mode)) for f in job.files),
-    )
 
 
 def build_all(

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from layerkit import settings
-from layerkit.build.bytecode import find_interpreter
+from layerkit.build.interpreters import find_interpreter
 from layerkit.build.container import DOCKER_ARCHITECTURES, ContainerEngine, Mount, Run
 from layerkit.errors import UserError
 from layerkit.files import open_zip

@@ -1,6 +1,8 @@
-"""The command line: parse, call one core function, render. No logic lives here."""
+"""The command line: parse, call one core function, render. No logic lives here.
 
-from __future__ import annotations
+No `from __future__ import annotations` here: typer reads every command's annotations at
+start-up, and evaluating them from strings costs a tenth of a no-op build.
+"""
 
 import logging
 import os
@@ -15,14 +17,13 @@ import typer
 
 from layerkit import settings
 from layerkit.build.context import Context, Strategy
-from layerkit.build.index import IndexStrategy
 from layerkit.build.pipeline import build_all, lock_recipe
 from layerkit.cli import options as opt
 from layerkit.cli import render
 from layerkit.errors import ExitCode, LayerkitError
-from layerkit.layer.inspection import inspect_layer
 from layerkit.quota import DIRECT_UPLOAD_LIMIT
 from layerkit.recipe import recipes_named
+from layerkit.settings import IndexStrategy
 from layerkit.version import __version__
 
 if TYPE_CHECKING:
@@ -295,7 +296,7 @@ def _scope(
     role_arn: list[str] | None,
     organization: bool = False,
     role_name: str = "OrganizationAccountAccessRole",
-) -> Scope:
+) -> "Scope":
     from layerkit.account.scan import Scope
 
     return Scope(profile, tuple(role_arn or ()), organization, role_name, tuple(region or ()))
@@ -399,6 +400,8 @@ def inspect(
     as_json: opt.AsJson = False,
 ) -> None:
     """Show what a layer ZIP contains: distributions, sizes, Python versions, architectures."""
+    from layerkit.layer.inspection import inspect_layer
+
     report = inspect_layer(zip_path)
     render.inspection(report, as_json)
     if report.problems:

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from layerkit.build.context import Strategy
-from layerkit.build.index import IndexStrategy as IndexStrategyChoice
+from layerkit.settings import IndexStrategy as IndexStrategyChoice
 
 RecipesArg = Annotated[
     list[str] | None,

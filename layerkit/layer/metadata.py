@@ -10,9 +10,12 @@ import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import PurePosixPath
+from typing import TYPE_CHECKING
 
-from packaging.metadata import RawMetadata, parse_email
 from packaging.tags import Tag, parse_tag
+
+if TYPE_CHECKING:
+    from packaging.metadata import RawMetadata
 
 
 @dataclass(frozen=True)
@@ -23,6 +26,9 @@ class Metadata:
 
 
 def parse_metadata(text: str) -> Metadata:
+    # packaging.metadata loads the email parser: a no-op build reads no METADATA.
+    from packaging.metadata import parse_email
+
     raw, _ = parse_email(text)
     return Metadata(
         name=str(raw.get("name", "")),

@@ -11,7 +11,7 @@ import pytest
 from packaging.utils import parse_wheel_filename
 
 from layerkit.build.index import PackageIndex, settings_from
-from layerkit.build.lock import parse
+from layerkit.build.lockfile import parse
 from layerkit.layer.inspection import inspect_layer
 from tests.conftest import layerkit, write_recipe
 from tests.layers import extract, import_all, interpreter, runtime_packages
