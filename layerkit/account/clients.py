@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from layerkit.account.model import account_of
 from layerkit.errors import AWSError, CredentialsError
 
 if TYPE_CHECKING:
@@ -58,7 +59,7 @@ class Clients:
 
     def account(self) -> str:
         if self.role_arn:
-            return self.role_arn.split(":")[4]
+            return account_of(self.role_arn)
         region = self.default_region() or "us-east-1"
         with translated("sts:GetCallerIdentity", "the current credentials"):
             return str(self.client("sts", region).get_caller_identity()["Account"])

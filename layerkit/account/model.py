@@ -36,6 +36,11 @@ class LayerArn:
         return f"arn:aws:lambda:{self.region}:{self.account}:layer:{self.layer}:{self.version}"
 
 
+def account_of(arn: str) -> str:
+    """The account field of any ARN (a role's, an account root's)."""
+    return arn.split(":")[4]
+
+
 @dataclass(frozen=True)
 class LayerVersion:
     arn: LayerArn

@@ -28,7 +28,7 @@ from layerkit import quota
 from layerkit.account.clients import Clients
 from layerkit.account.gateways import Layers, Objects, Parameters
 from layerkit.account.guard import STALE_SECONDS, Guard
-from layerkit.account.model import LayerArn, LayerCode
+from layerkit.account.model import LayerArn, LayerCode, account_of
 from layerkit.errors import AWSError, CredentialsError, LayerkitError, QuotaError, UserError
 from layerkit.files import open_zip, sha256_of
 from layerkit.layer.manifest import LayerManifest
@@ -79,7 +79,7 @@ def grants(settings: PublishSettings) -> list[Grant]:
         if principal == "*":
             wanted.append(Grant("public", "*"))
         else:
-            account = principal.split(":")[4] if principal.startswith("arn:") else principal
+            account = account_of(principal) if principal.startswith("arn:") else principal
             wanted.append(Grant(f"account-{account}", account))
     if settings.organization:
         wanted.append(Grant(f"org-{settings.organization}", "*", settings.organization))
@@ -382,14 +382,14 @@ def versions_published(layer: Layer, outcomes: list[Outcome], cwd: Path) -> list
     for outcome in outcomes:
         if outcome.arn is None:
             continue
-        parts = outcome.arn.split(":")
+        arn = LayerArn.parse(outcome.arn)
         rows.append(
             Version(
                 arn=outcome.arn,
                 layer=layer.name,
                 region=outcome.region,
-                account=parts[4],
-                version=int(parts[-1]),
+                account=arn.account,
+                version=arn.version,
                 sha256=layer.sha256,
                 size=layer.zipped,
                 description=layer.full_description,

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from layerkit.account.clients import Clients
 from layerkit.account.gateways import Account, Functions, Layers
-from layerkit.account.model import Alias, FunctionVersion, LayerVersion
+from layerkit.account.model import Alias, FunctionVersion, LayerVersion, account_of
 from layerkit.errors import LayerkitError
 
 MAX_WORKERS = 8
@@ -70,7 +70,7 @@ def accounts_to_scan(
         ids = Account(base).organization_accounts()
         arns += [f"arn:aws:iam::{i}:role/{role_name}" for i in ids if i not in accounts]
     for arn in arns:
-        accounts[arn.split(":")[4]] = Clients(profile=profile, role_arn=arn)
+        accounts[account_of(arn)] = Clients(profile=profile, role_arn=arn)
     return accounts
 
 

@@ -63,7 +63,8 @@ class Context:
 
     @cached_property
     def containers(self) -> Containers:
-        
+        from layerkit.build.images import Containers
+
         return Containers(
             self.env, self.cache_root, self.index.settings, image=self.image, network=self.network
         )

@@ -49,6 +49,11 @@ class Installed:
     sdist: str = ""  # compiled in the build image from this sdist, with its SHA-256
     sdist_sha256: str = ""
 
+    @property
+    def compiled_here(self) -> bool:
+        """Built from its sdist in the build image (its shared objects were made here)."""
+        return bool(self.sdist)
+
 
 def runtime_overlap_warning(names: set[str]) -> str | None:
     """Shipping part of the runtime's boto3 stack makes the runtime's copy import ours."""

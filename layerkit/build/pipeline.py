@@ -17,7 +17,7 @@ from layerkit.build.artifact_cache import ArtifactCache, BuildStatus, Summary
 from layerkit.build.backends import Backend
 from layerkit.build.compilers import Compiler, HostCompiler
 from layerkit.build.context import Context
-from layerkit.build.lockfile import shipped
+from layerkit.build.lockfile import LockState, shipped
 from layerkit.build.plan import Group, Job, Locks, RecipeFile
 from layerkit.errors import BuildError, StaleLockError, VulnerableError
 from layerkit.files import sha256_of, write_atomic
@@ -69,17 +69,17 @@ def lock_recipe(
         path = recipe.lock_path(target)
         existing = lockfile.read(recipe, target)
         state = lockfile.status(recipe, target, existing.lock if existing else None)
-        wanted = refresh or upgrade or bool(upgrade_packages) or state != "fresh"
+        wanted = refresh or upgrade or bool(upgrade_packages) or state != LockState.fresh
         if wanted and check:
             reason = {
-                "missing": "does not exist",
-                "stale": "is stale: the recipe's requirements changed since it was written",
+                LockState.missing: "does not exist",
+                LockState.stale: "is stale: the recipe's requirements changed since it was written",
             }.get(state, "would change")
             raise StaleLockError(str(path), reason, f"layerkit lock {recipe.stem}")
         if wanted:
             action = {
-                "missing": "does not exist: writing it",
-                "stale": "is stale (the recipe changed): refreshing it",
+                LockState.missing: "does not exist: writing it",
+                LockState.stale: "is stale (the recipe changed): refreshing it",
             }.get(state, "resolving again")
             log.info("%s %s", path, action)
             ctx.report(target.id, "resolving")
