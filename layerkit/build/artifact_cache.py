@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import zipfile
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -20,7 +19,6 @@ from layerkit import files
 from layerkit.errors import BuildError, UserError
 from layerkit.files import sha256_of, write_atomic
 from layerkit.layer import manifest
-
 
 log = logging.getLogger("layerkit")
 
@@ -76,6 +74,8 @@ def _summary_of(path: Path, key: str) -> Summary | None:
     """The summary of a ZIP built from exactly this key, else None."""
     if not path.exists():
         return None
+    import zipfile  # a no-op build whose dist/ ZIP is the cached one opens nothing
+
     try:
         with zipfile.ZipFile(path) as zipped:
             infos = zipped.infolist()

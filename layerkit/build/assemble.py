@@ -104,7 +104,9 @@ def assemble(job: Job, ctx: Context, dest: Path) -> Summary:
     entries = _merge(installs.all())
     if recipe.slim.strip:
         entries = native.strip(entries, group.targets[0])
-    compiled = {e.path for part in installs.all() for i in part if i.compiled_here for e in i.entries}
+    compiled = {
+        e.path for part in installs.all() for i in part if i.compiled_here for e in i.entries
+    }
     native.check(entries, group.artifact, group.targets, compiled)
 
     generated = [(f.path, f.source.read_bytes(), f.mode) for f in files]

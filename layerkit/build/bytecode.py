@@ -7,30 +7,18 @@ compressed members are copied into layers as they are, like a wheel's (see archi
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
-import os
-import re
 import tempfile
 import zipfile
-from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Protocol
 
-from layerkit import runner
 from layerkit.build import archive
 from layerkit.build.archive import Entry
-from layerkit.build.container import BuildContainer
+from layerkit.build.compilers import Compiler, cache_tag
 from layerkit.build.install import Installed
-from layerkit.build.interpreters import Interpreter
-from layerkit.errors import ToolError
-from layerkit.files import write_atomic
-from layerkit.runner import run
 
 log = logging.getLogger("layerkit")
-
-from layerkit.build.compilers import Compiler, cache_tag
 
 
 @dataclass(frozen=True)

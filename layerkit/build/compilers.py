@@ -14,7 +14,8 @@ stale; a checked-hash pyc makes Python read and hash every source on every impor
 layer version is immutable, so there is nothing to check.
 
 This module says who compiles (this host's interpreter, or the build image's); adding the
-pyc to installed distributions, and their cache, is bytecode.py's. The compiler runs with a fixed hash seed and compiles every file on its own, so the
+pyc to installed distributions, and their cache, is bytecode.py's. The compiler runs with
+a fixed hash seed and compiles every file on its own, so the
 bytes do not depend on the process or on the other files compiled with it.
 """
 
@@ -74,6 +75,7 @@ if __name__ == "__main__":
     failed = [r for r in (results if results is not None else map(compile_one, jobs)) if r]
     print("LAYERKIT-BYTECODE " + json.dumps({"failed": failed}))
 """
+
 
 class Compiler(Protocol):
     """Compiles for one CPython minor version. Bytecode is cached and keyed by that version

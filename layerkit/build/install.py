@@ -24,7 +24,7 @@ from layerkit.build.archive import Entry, wheel_entry
 from layerkit.build.container import BuildContainer
 from layerkit.build.index import IndexFile, PackageIndex, WheelCache
 from layerkit.build.lock import best_wheel, choose_wheel
-from layerkit.build.lockfile import Lock, LockedDist
+from layerkit.build.lockfile import LockedDist
 from layerkit.errors import IntegrityError
 from layerkit.files import sha256_of
 from layerkit.layer.metadata import parse_metadata

@@ -13,43 +13,36 @@ distribution, the hash of the one wheel that fits the target best under the full
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import re
 import shlex
 import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from packaging.utils import (
     InvalidWheelFilename,
-    canonicalize_name,
     parse_wheel_filename,
 )
 from packaging.version import Version
 
 from layerkit.build.container import PIP_TOOLS, BuildContainer
 from layerkit.build.index import IndexFile, PackageIndex
+from layerkit.build.lockfile import Lock, LockedDist, input_hash, parse
 from layerkit.errors import (
-    PackageIndexError,
     CommandFailedError,
     IntegrityError,
     NoFittingWheelError,
+    PackageIndexError,
     ResolutionError,
-    StaleLockError,
     ToolError,
 )
-from layerkit.files import write_atomic
-from layerkit.build.lockfile import Lock, LockedDist, input_hash, parse
 from layerkit.recipe import Recipe
 from layerkit.runner import run
 from layerkit.targets import Target
 
 log = logging.getLogger("layerkit")
+
 
 def best_wheel(
     files: list[IndexFile], version: str, allowed: set[str] | None, target: Target
@@ -232,5 +225,3 @@ def _uv_env(env: dict[str, str], index: PackageIndex) -> dict[str, str]:
     if index.settings.cert:
         clean["SSL_CERT_FILE"] = index.settings.cert
     return clean
-
-

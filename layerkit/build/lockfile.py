@@ -21,7 +21,6 @@ from layerkit.files import write_atomic
 from layerkit.recipe import Recipe
 from layerkit.targets import Target
 
-
 LOCK_FORMAT = 1
 _INPUT = re.compile(r"^# layerkit-input: (sha256:[0-9a-f]{64})$", re.MULTILINE)
 _STRATEGY = re.compile(r"^# layerkit-strategy: (wheels|container)$", re.MULTILINE)
@@ -189,16 +188,12 @@ def status(recipe: Recipe, target: Target, existing: Lock | None) -> LockState:
     return LockState.stale
 
 
-
-
 def write(recipe: Recipe, target: Target, lock: Lock) -> Path:
     """Write the lock atomically: a reader sees the old file or the new one, never half."""
     path = recipe.lock_path(target)
     text = lock.render(target, recipe.stem)
     write_atomic(path, text)
     return path
-
-
 
 
 def shipped(lock: Lock, exclude: frozenset[str]) -> list[LockedDist]:

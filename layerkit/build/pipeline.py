@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import logging
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from layerkit import quota
 from layerkit.build import backends, lockfile
-from layerkit.build.artifact_cache import ArtifactCache, BuildStatus, Summary
+from layerkit.build.artifact_cache import ArtifactCache, BuildStatus
 from layerkit.build.backends import Backend
 from layerkit.build.compilers import Compiler, HostCompiler
 from layerkit.build.context import Context
@@ -33,7 +31,6 @@ log = logging.getLogger("layerkit")
 
 # Bump when the same inputs would produce different bytes, so cached artifacts are not reused.
 BUILD_FORMAT = 6
-
 
 
 @dataclass(frozen=True)
@@ -231,6 +228,8 @@ def _refuse_vulnerable(recipe: Recipe, locks: Locks, ctx: Context) -> None:
 
 def _write_sidecar(zip_path: Path, sidecar: Path) -> None:
     """dist/NAME.cdx.json: the SBOM inside the ZIP, for scanners that read files."""
+    import zipfile  # a no-op build writes no sidecar
+
     with zipfile.ZipFile(zip_path) as layer:
         text = sbom.read_from(layer)
     if text is not None:

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from layerkit import settings
-from layerkit.build.interpreters import find_interpreter
 from layerkit.build.container import DOCKER_ARCHITECTURES, ContainerEngine, Mount, Run
+from layerkit.build.interpreters import find_interpreter
 from layerkit.errors import UserError
 from layerkit.files import open_zip
 from layerkit.layer import manifest
@@ -175,7 +175,12 @@ def verify(
 
 def _native(
     zip_path: Path,
-    opt: Path, target_id: str, python: str, arch: str, layer_manifest: str, env: Mapping[str, str]
+    opt: Path,
+    target_id: str,
+    python: str,
+    arch: str,
+    layer_manifest: str,
+    env: Mapping[str, str],
 ) -> TargetResult:
     if platform.machine() != ARCHITECTURES[arch]:
         raise UserError(
