@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
@@ -75,6 +76,8 @@ class Client:
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.monotonic
     _context: ssl.SSLContext | None = field(default=None, init=False, repr=False)
+    # Downloads run on several threads at once: the CA bundle is loaded once, not per thread.
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def get(self, url: str, headers: Mapping[str, str] | None = None) -> Reply:
         return self._retrying(url, lambda reply: Reply(*reply), headers)
@@ -168,11 +171,12 @@ class Client:
     def _tls(self, url: str) -> ssl.SSLContext | None:
         if not url.startswith("https:"):
             return None
-        if self._context is None:
-            import ssl
+        with self._lock:
+            if self._context is None:
+                import ssl
 
-            self._context = ssl.create_default_context(cafile=self.cafile)
-        return self._context
+                self._context = ssl.create_default_context(cafile=self.cafile)
+            return self._context
 
 
 def _chunks(reply: Any, url: str) -> Iterator[bytes]:
