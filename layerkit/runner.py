@@ -25,14 +25,7 @@ def run(
     """Run a command to completion; raise ToolError with the tail of its stderr on failure."""
     shown = shlex.join(redact(part) for part in command)
     log.debug("running %s", shown)
-    result = subprocess.run(
-        list(command),
-        cwd=cwd,
-        env=dict(env) if env is not None else None,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = _completed(command, cwd, env, None)
     if result.returncode != 0:
         tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-_TAIL_LINES:])
         raise ToolError(shown, result.returncode, redact(tail))
@@ -50,15 +43,24 @@ def output(
     questions whose "no" is an answer (is this a git checkout? which Python is this?)."""
     log.debug("probing %s", shlex.join(redact(part) for part in command))
     try:
-        result = subprocess.run(
-            list(command),
-            cwd=cwd,
-            env=dict(env) if env is not None else None,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
+        result = _completed(command, cwd, env, timeout)
     except (OSError, subprocess.TimeoutExpired):
         return None
     return result.stdout.strip() if result.returncode == 0 else None
+
+
+def _completed(
+    command: Sequence[str],
+    cwd: Path | None,
+    env: Mapping[str, str] | None,
+    timeout: float | None,
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        list(command),
+        cwd=cwd,
+        env=dict(env) if env is not None else None,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
