@@ -61,6 +61,7 @@ class Server:
 
     def __init__(self, root: Path, mode: str = "healthy") -> None:
         self.root, self.mode, self.requests, self.failed = root, mode, 0, 0
+        self.lock = threading.Lock()  # requests come on several threads at once
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -74,7 +75,9 @@ class Server:
                 self.end_headers()
 
             def do_GET(self) -> None:
-                server.requests += 1
+                with server.lock:
+                    server.requests += 1
+                    number = server.requests
                 path = server.root / self.path.lstrip("/")
                 if path.is_dir():
                     path = path / "index.html"
@@ -84,10 +87,11 @@ class Server:
                 body = path.read_bytes()
                 kind = server.mode.removeprefix("always-")
                 fail = server.mode.startswith("always-") or (
-                    server.mode != "healthy" and server.requests % 2 == 1
+                    server.mode != "healthy" and number % 2 == 1
                 )
                 if fail and kind in ("503", "429"):
-                    server.failed += 1
+                    with server.lock:
+                        server.failed += 1
                     self.send_error(int(kind))
                     return
                 self.send_response(200)
@@ -96,7 +100,8 @@ class Server:
                 self.send_header("Content-Type", content_type)
                 self.end_headers()
                 if fail and kind == "truncated":
-                    server.failed += 1
+                    with server.lock:
+                        server.failed += 1
                     self.wfile.write(body[: len(body) // 2])  # then the connection closes
                     self.close_connection = True
                     return
