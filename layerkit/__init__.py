@@ -13,21 +13,21 @@ from typing import TYPE_CHECKING, Any
 from layerkit.version import __version__
 
 if TYPE_CHECKING:
-    from layerkit.build.context import Context
-    from layerkit.build.pipeline import Artifact, build_recipe, lock_recipe
+    from layerkit.builder.context import Context
+    from layerkit.builder.pipeline import Artifact, build_recipe, lock_recipe
     from layerkit.errors import LayerkitError
     from layerkit.layer.inspection import inspect_layer
     from layerkit.recipe import Recipe, load
 
 _EXPORTS = {
-    "Artifact": "layerkit.build.pipeline",
-    "Context": "layerkit.build.context",
+    "Artifact": "layerkit.builder.pipeline",
+    "Context": "layerkit.builder.context",
     "LayerkitError": "layerkit.errors",
     "Recipe": "layerkit.recipe",
-    "build_recipe": "layerkit.build.pipeline",
+    "build_recipe": "layerkit.builder.pipeline",
     "inspect_layer": "layerkit.layer.inspection",
     "load": "layerkit.recipe",
-    "lock_recipe": "layerkit.build.pipeline",
+    "lock_recipe": "layerkit.builder.pipeline",
 }
 
 __all__ = [

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from layerkit.account.clients import Clients
 from layerkit.account.publish import Layer, Run, layer_from_zip, run
-from layerkit.build.context import Context
-from layerkit.build.pipeline import build_recipe
+from layerkit.builder.context import Context
+from layerkit.builder.pipeline import build_recipe
 from layerkit.recipe import PublishSettings, recipes_named
 from layerkit.registry import Registry
 from layerkit.settings import GUARD_STALE_SECONDS, S3_BUCKET, resolve

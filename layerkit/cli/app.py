@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from layerkit import settings
-from layerkit.build.context import Context, Strategy
-from layerkit.build.pipeline import build_all, lock_recipe
+from layerkit.builder.context import Context, Strategy
+from layerkit.builder.pipeline import build_all, lock_recipe
 from layerkit.cli import options as opt
 from layerkit.cli import render
 from layerkit.errors import ExitCode, LayerkitError
@@ -153,7 +153,7 @@ def build(
         )  # fmt: skip
     reports = None
     if verify:
-        from layerkit.build.verify import verify_all
+        from layerkit.builder.verify import verify_all
 
         zips = [a.path for a in artifacts]
         reports = verify_all(
@@ -175,7 +175,7 @@ def verify_command(
     as_json: opt.AsJson = False,
 ) -> None:
     """Import every module of a layer in the runtime it is for; exit 3 if any fails."""
-    from layerkit.build.verify import verify_all
+    from layerkit.builder.verify import verify_all
 
     zips = [Path(name) for name in layers if name.endswith(".zip")]
     names = [name for name in layers if not name.endswith(".zip")]

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from layerkit.build.context import Strategy
+from layerkit.builder.context import Strategy
 from layerkit.settings import IndexStrategy as IndexStrategyChoice
 
 RecipesArg = Annotated[

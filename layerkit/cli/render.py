@@ -29,8 +29,8 @@ if TYPE_CHECKING:
     from layerkit.account.prune import Pruned
     from layerkit.account.publish import Action, Run
     from layerkit.account.rollout import Result
-    from layerkit.build.pipeline import Artifact
-    from layerkit.build.verify import TargetResult
+    from layerkit.builder.pipeline import Artifact
+    from layerkit.builder.verify import TargetResult
     from layerkit.layer.inspection import Inspection
     from layerkit.layer.manifest import Change
     from layerkit.registry import Version

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from layerkit.build.lockfile import Lock, LockedDist, input_hash, parse
+from layerkit.builder.lockfile import Lock, LockedDist, input_hash, parse
 from layerkit.recipe import load
 from tests.conftest import RECIPES, layerkit, write_recipe
 from tests.unit.test_index import local_index

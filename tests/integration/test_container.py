@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from layerkit.build.lockfile import parse
+from layerkit.builder.lockfile import parse
 from layerkit.layer.inspection import inspect_layer
 from tests.conftest import layerkit, write_recipe
 

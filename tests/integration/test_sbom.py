@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from layerkit.build.lockfile import parse
+from layerkit.builder.lockfile import parse
 from tests.conftest import layerkit, write_recipe
 
 pytestmark = pytest.mark.network

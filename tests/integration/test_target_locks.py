@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from packaging.utils import parse_wheel_filename
 
-from layerkit.build.index import PackageIndex, settings_from
-from layerkit.build.lockfile import parse
+from layerkit.builder.index import PackageIndex, settings_from
+from layerkit.builder.lockfile import parse
 from layerkit.layer.inspection import inspect_layer
 from tests.conftest import layerkit, write_recipe
 from tests.layers import extract, import_all, interpreter, runtime_packages

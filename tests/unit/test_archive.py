@@ -4,8 +4,8 @@ import random
 import zipfile
 from pathlib import Path
 
-from layerkit.build import archive
-from layerkit.build.archive import Entry, compress_all, wheel_entry
+from layerkit.builder import archive
+from layerkit.builder.archive import Entry, compress_all, wheel_entry
 from layerkit.files import sha256_of
 from tests.wheels import make_wheel
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from layerkit.build.interpreters import find_interpreter
+from layerkit.builder.interpreters import find_interpreter
 from layerkit.errors import RecipeError
 from layerkit.recipe import load
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from layerkit.build.index import PYPI, PackageIndex, WheelCache, settings_from
+from layerkit.builder.index import PYPI, PackageIndex, WheelCache, settings_from
 from layerkit.errors import IntegrityError, PackageIndexError
 from layerkit.redaction import redact
 

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from layerkit.build.install import install, runtime_overlap_warning
-from layerkit.build.lockfile import Lock, LockedDist, shipped
+from layerkit.builder.install import install, runtime_overlap_warning
+from layerkit.builder.lockfile import Lock, LockedDist, shipped
 from layerkit.errors import IntegrityError
 from layerkit.recipe import Slim
 from tests.wheels import make_wheel

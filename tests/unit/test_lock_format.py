@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from layerkit.build.lockfile import Lock, LockedDist, input_hash, parse, read, status
+from layerkit.builder.lockfile import Lock, LockedDist, input_hash, parse, read, status
 from layerkit.recipe import Recipe, load
 from layerkit.targets import target
 

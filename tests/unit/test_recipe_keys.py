@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from layerkit.build.lockfile import input_hash
+from layerkit.builder.lockfile import input_hash
 from layerkit.recipe import BuildSettings, PublishSettings, Recipe, Slim, build_key_data, load
 from layerkit.targets import target
 from tests.conftest import RECIPES

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from layerkit import settings
-from layerkit.build.container import DOCKER_ARCHITECTURES, ContainerEngine, Mount, Run
-from layerkit.build.interpreters import find_interpreter
+from layerkit.builder.container import DOCKER_ARCHITECTURES, ContainerEngine, Mount, Run
+from layerkit.builder.interpreters import find_interpreter
 from layerkit.errors import UserError
 from layerkit.files import open_zip
 from layerkit.layer import manifest
@@ -212,7 +212,7 @@ def verify_all(
     env: Mapping[str, str],
 ) -> list[TargetResult]:
     """`layerkit verify`: each target of each ZIP."""
-    from layerkit.build.container import DockerEngine
+    from layerkit.builder.container import DockerEngine
 
     engine = None if native else DockerEngine.connect(env)
     return [

@@ -10,13 +10,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from layerkit import quota
-from layerkit.build import backends, lockfile
-from layerkit.build.artifact_cache import ArtifactCache, BuildStatus
-from layerkit.build.backends import Backend
-from layerkit.build.compilers import Compiler, HostCompiler
-from layerkit.build.context import Context
-from layerkit.build.lockfile import LockState, shipped
-from layerkit.build.plan import Group, Job, Locks, RecipeFile
+from layerkit.builder import backends, lockfile
+from layerkit.builder.artifact_cache import ArtifactCache, BuildStatus
+from layerkit.builder.backends import Backend
+from layerkit.builder.compilers import Compiler, HostCompiler
+from layerkit.builder.context import Context
+from layerkit.builder.lockfile import LockState, shipped
+from layerkit.builder.plan import Group, Job, Locks, RecipeFile
 from layerkit.errors import BuildError, StaleLockError, VulnerableError
 from layerkit.files import sha256_of, write_atomic
 from layerkit.layer import manifest, sbom
@@ -171,7 +171,7 @@ def build_recipe(
         if found is None:
             for target_id, backend in chosen.items():
                 log.info("%s (%s): building with %s", group.artifact, target_id, backend.why)
-            from layerkit.build.assemble import assemble  # only when something is written
+            from layerkit.builder.assemble import assemble  # only when something is written
 
             job = Job(recipe, group, locks, files, key, chosen, compilers)
             summary, status = assemble(job, ctx, cache.path(key)), BuildStatus.built

@@ -26,9 +26,9 @@ from packaging.utils import (
 )
 from packaging.version import Version
 
-from layerkit.build.container import PIP_TOOLS, BuildContainer
-from layerkit.build.index import IndexFile, PackageIndex
-from layerkit.build.lockfile import Lock, LockedDist, input_hash, parse
+from layerkit.builder.container import PIP_TOOLS, BuildContainer
+from layerkit.builder.index import IndexFile, PackageIndex
+from layerkit.builder.lockfile import Lock, LockedDist, input_hash, parse
 from layerkit.errors import (
     CommandFailedError,
     IntegrityError,

@@ -27,12 +27,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from layerkit.build.interpreters import Interpreter
+from layerkit.builder.interpreters import Interpreter
 from layerkit.errors import ToolError
 from layerkit.runner import run
 
 if TYPE_CHECKING:
-    from layerkit.build.container import BuildContainer
+    from layerkit.builder.container import BuildContainer
 
 # Run by the target's interpreter: python COMPILE WORK compiles each WORK/src/UNIT/**.py
 # into WORK/pyc/UNIT/ at the path importlib looks for (`__pycache__/NAME.cpython-XY.pyc`),

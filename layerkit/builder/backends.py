@@ -13,16 +13,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from layerkit.build.compilers import Compiler, ImageCompiler
-from layerkit.build.context import Context, Strategy
-from layerkit.build.lockfile import Lock, LockedDist
+from layerkit.builder.compilers import Compiler, ImageCompiler
+from layerkit.builder.context import Context, Strategy
+from layerkit.builder.lockfile import Lock, LockedDist
 from layerkit.errors import ArchitectureError, ContainerError, NoFittingWheelError, ResolutionError
 from layerkit.recipe import Recipe, Slim
 from layerkit.targets import Target
 
 if TYPE_CHECKING:
-    from layerkit.build.container import BuildContainer
-    from layerkit.build.install import Installed
+    from layerkit.builder.container import BuildContainer
+    from layerkit.builder.install import Installed
 
 log = logging.getLogger("layerkit")
 
@@ -80,7 +80,7 @@ class InContainer:
     def compile_sdists(
         self, target: Target, files: dict[str, Path], dists: list[LockedDist], site: str, slim: Slim
     ) -> list[Installed]:
-        from layerkit.build.install import install_in_container  # only to compile
+        from layerkit.builder.install import install_in_container  # only to compile
 
         return install_in_container(
             target.id, files, dists, self.container, site, slim, self.cache_root
@@ -122,7 +122,7 @@ def resolve(
 ) -> Lock:
     """uv with wheels only, unless the recipe or the strategy needs the build image."""
 
-    from layerkit.build import lock  # resolving: never on a build whose locks are fresh
+    from layerkit.builder import lock  # resolving: never on a build whose locks are fresh
 
     def with_uv() -> Lock:
         return lock.resolve(

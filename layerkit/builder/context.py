@@ -9,13 +9,13 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from layerkit.build.interpreters import Interpreter, find_interpreter
+from layerkit.builder.interpreters import Interpreter, find_interpreter
 from layerkit.settings import CACHE_DIR, INDEX_STRATEGY, REQUIRE_BYTECODE, resolve
 
 if TYPE_CHECKING:
     from layerkit import osv
-    from layerkit.build.images import Containers
-    from layerkit.build.index import PackageIndex, WheelCache
+    from layerkit.builder.images import Containers
+    from layerkit.builder.index import PackageIndex, WheelCache
 
 Reporter = Callable[[str, str], None]
 
@@ -53,7 +53,7 @@ class Context:
     @cached_property
     def index(self) -> PackageIndex:
         """The package index, from pip's configuration and the flags."""
-        from layerkit.build.index import PackageIndex, settings_from
+        from layerkit.builder.index import PackageIndex, settings_from
 
         index_url, extra_index_urls, ca_bundle, strategy = self.index_flags
         strategy_name = resolve(INDEX_STRATEGY, self.env, flag=strategy)
@@ -63,7 +63,7 @@ class Context:
 
     @cached_property
     def containers(self) -> Containers:
-        from layerkit.build.images import Containers
+        from layerkit.builder.images import Containers
 
         return Containers(
             self.env, self.cache_root, self.index.settings, image=self.image, network=self.network
@@ -71,7 +71,7 @@ class Context:
 
     @property
     def wheels(self) -> WheelCache:
-        from layerkit.build.index import WheelCache
+        from layerkit.builder.index import WheelCache
 
         return WheelCache(self.cache_root)
 

@@ -12,16 +12,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from layerkit import quota
-from layerkit.build import archive, native
-from layerkit.build.archive import Entry
-from layerkit.build.artifact_cache import Summary
-from layerkit.build.backends import Backend
-from layerkit.build.bytecode import Compiled, add_bytecode
-from layerkit.build.compilers import Compiler, cache_tag
-from layerkit.build.context import Context
-from layerkit.build.install import Installed, fetch, install, runtime_overlap_warning
-from layerkit.build.lockfile import LockedDist, shipped
-from layerkit.build.plan import Group, Job, site_packages
+from layerkit.builder import archive, native
+from layerkit.builder.archive import Entry
+from layerkit.builder.artifact_cache import Summary
+from layerkit.builder.backends import Backend
+from layerkit.builder.bytecode import Compiled, add_bytecode
+from layerkit.builder.compilers import Compiler, cache_tag
+from layerkit.builder.context import Context
+from layerkit.builder.install import Installed, fetch, install, runtime_overlap_warning
+from layerkit.builder.lockfile import LockedDist, shipped
+from layerkit.builder.plan import Group, Job, site_packages
 from layerkit.layer import manifest, sbom
 from layerkit.recipe import Recipe
 from layerkit.targets import Target

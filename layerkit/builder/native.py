@@ -9,8 +9,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO
 
-from layerkit.build import archive
-from layerkit.build.archive import Entry
+from layerkit.builder import archive
+from layerkit.builder.archive import Entry
 from layerkit.errors import BuildError
 from layerkit.layer import elf
 from layerkit.runner import run

@@ -13,10 +13,10 @@ import zipfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from layerkit.build import archive
-from layerkit.build.archive import Entry
-from layerkit.build.compilers import Compiler, cache_tag
-from layerkit.build.install import Installed
+from layerkit.builder import archive
+from layerkit.builder.archive import Entry
+from layerkit.builder.compilers import Compiler, cache_tag
+from layerkit.builder.install import Installed
 
 log = logging.getLogger("layerkit")
 

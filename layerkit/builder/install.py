@@ -20,11 +20,11 @@ from pathlib import Path
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
 from layerkit import files
-from layerkit.build.archive import Entry, wheel_entry
-from layerkit.build.container import BuildContainer
-from layerkit.build.index import IndexFile, PackageIndex, WheelCache
-from layerkit.build.lock import best_wheel, choose_wheel
-from layerkit.build.lockfile import LockedDist
+from layerkit.builder.archive import Entry, wheel_entry
+from layerkit.builder.container import BuildContainer
+from layerkit.builder.index import IndexFile, PackageIndex, WheelCache
+from layerkit.builder.lock import best_wheel, choose_wheel
+from layerkit.builder.lockfile import LockedDist
 from layerkit.errors import IntegrityError
 from layerkit.files import sha256_of
 from layerkit.layer.metadata import parse_metadata

@@ -7,14 +7,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from layerkit.build.container import (
+from layerkit.builder.container import (
     DOCKER_ARCHITECTURES,
     BuildContainer,
     ContainerEngine,
     DockerEngine,
     Run,
 )
-from layerkit.build.index import IndexSettings
+from layerkit.builder.index import IndexSettings
 from layerkit.errors import ArchitectureError, ContainerError
 from layerkit.recipe import BuildSettings, Recipe
 from layerkit.settings import cascade

@@ -7,13 +7,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from layerkit.build.lockfile import LockedTarget
+from layerkit.builder.lockfile import LockedTarget
 from layerkit.recipe import Recipe
 from layerkit.targets import Target
 
 if TYPE_CHECKING:
-    from layerkit.build.backends import Backend
-    from layerkit.build.compilers import Compiler
+    from layerkit.builder.backends import Backend
+    from layerkit.builder.compilers import Compiler
 
 Locks = dict[str, LockedTarget]  # by target id
 
