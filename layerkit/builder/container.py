@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("layerkit")
 
 LABEL = "layerkit"
+RUN_LABEL = "layerkit.run"
 _TAIL_LINES = 30
 # Docker's names for the architectures, as in `docker image inspect` and --platform.
 DOCKER_ARCHITECTURES = {"x86_64": "amd64", "arm64": "arm64"}
@@ -113,7 +115,9 @@ class DockerEngine:
         options: dict[str, Any] = {
             "volumes": volumes,
             "environment": dict(run.env),
-            "labels": {LABEL: "build"},
+            # The run's own label finds its container when an interrupt lands while Docker
+            # is creating it, before create() has returned it.
+            "labels": {LABEL: "build", RUN_LABEL: uuid.uuid4().hex},
             "working_dir": "/work",
             # Build and runtime images differ in entrypoints (the Lambda ones start the
             # runtime interface client): every command runs through sh instead.
@@ -128,6 +132,9 @@ class DockerEngine:
             container = self.client.containers.create(run.image, [run.script], **options)
         except APIError as exc:
             raise ContainerError(f"Docker refused to create a container: {exc}") from None
+        except BaseException:  # Ctrl-C or SIGTERM during the call: Docker may have made it
+            self._remove_run(options["labels"][RUN_LABEL])
+            raise
         try:
             container.start()
             status = container.wait()
@@ -139,6 +146,11 @@ class DockerEngine:
         if code != 0:
             raise CommandFailedError(run.what, run.image, code, redact(tail(output)))
         return output
+
+    def _remove_run(self, run_id: str) -> None:
+        found = self.client.containers.list(all=True, filters={"label": f"{RUN_LABEL}={run_id}"})
+        for container in found:
+            container.remove(force=True)
 
 
 def tail(output: str) -> str:
