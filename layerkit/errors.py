@@ -1,7 +1,7 @@
 """Every failure layerkit reports, and every exit code it uses.
 
 The CLI turns a LayerkitError into one paragraph and its exit code in one place
-(cli.main); everything else raises. A command that finishes but reports a failure (a
+(cli.app.main); everything else raises. A command that finishes but reports a failure (a
 region that failed, a gate that found something) exits with one of these codes too.
 """
 

@@ -41,7 +41,7 @@ RESERVED_TARGETS = ("python", "layerkit")
 # Every recipe field says what it changes (the tests walk them all):
 # - the build key: a field is in it unless declared out (`out_of_key`), so a new key that changes
 #   the layer's bytes can never be forgotten and let a stale cached artifact be reused;
-# - the lock: a field that changes resolution is declared with `lock=True`, and lock.py's
+# - the lock: a field that changes resolution is declared with `lock=True`, and lockfile.py's
 #   input hash covers exactly those (a lock is committed: it must not go stale by accident).
 
 

@@ -1,10 +1,11 @@
 """AWS behind gateways: the only code that calls boto3 clients.
 
-Each gateway speaks the domain (layer versions, function configurations, parameters,
-objects) in one account and region, pages through every listing, and raises layerkit's
-errors (aws.translated names the action and the resource). "Not found" is an answer, not
-an error: `None`, `False` or an empty set. Clients come from aws.Clients, which makes and
-counts them, so tests can stub them with botocore's Stubber.
+Each gateway speaks the domain (model.py's values: layer versions, function
+configurations, parameters, objects) in one account and region, pages through every
+listing, and raises layerkit's errors (clients.translated names the action and the
+resource). "Not found" is an answer, not an error: `None`, `False` or an empty set.
+Clients come from clients.Clients, which makes and counts them, so tests can stub them
+with botocore's Stubber.
 """
 
 from __future__ import annotations

@@ -229,7 +229,7 @@ def execute(
     try:
         futures = [pool.submit(one, action) for action in actions]
         return [future.result() for future in futures]
-    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM from a CI runner (see cli.main)
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM from a CI runner (see cli.app.main)
         stopping.set()  # each region stops at its next step and releases its guard
         raise
     finally:
