@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from enum import Enum
 
 from packaging.utils import canonicalize_name
 
@@ -21,12 +22,21 @@ from layerkit.layer.manifest import LayerManifest
 from layerkit.quota import LAYERS_PER_FUNCTION, UNZIPPED_LIMIT
 from layerkit.targets import RETIRED_RUNTIMES, RUNTIMES
 
-KINDS = ("incompatible", "deprecated", "shadowed")
+
+class Kind(str, Enum):
+    """What an attach-time finding says (each is also an `audit --fail-on` gate)."""
+
+    incompatible = "incompatible"  # the layer cannot serve the function
+    deprecated = "deprecated"  # the function's runtime, or every runtime the layer declares
+    shadowed = "shadowed"  # two layers ship one distribution, or a layer ships boto3
+
+
+KINDS = tuple(kind.value for kind in Kind)
 
 
 @dataclass(frozen=True)
 class Finding:
-    kind: str  # one of KINDS
+    kind: Kind
     account: str
     region: str
     function: str
@@ -161,7 +171,7 @@ def findings(
         serving = aliases.get((fn.region, fn.name, fn.version), ())
 
         def finding(
-            kind: str,
+            kind: Kind,
             layer: str,
             reason: str,
             fn: FunctionVersion = fn,
@@ -171,18 +181,18 @@ def findings(
 
         for arn in fn.layers:
             for reason in incompatible(fn, declared.get(arn), manifests.get(arn)):
-                found.append(finding("incompatible", arn, reason))
+                found.append(finding(Kind.incompatible, arn, reason))
             layer = declared.get(arn)
             if layer and layer.runtimes and all(_past(r, today) for r in layer.runtimes):
                 runtimes = ", ".join(layer.runtimes)
                 reason = f"every runtime the layer declares ({runtimes}) is deprecated"
-                found.append(finding("deprecated", arn, reason))
+                found.append(finding(Kind.deprecated, arn, reason))
         if _past(fn.runtime, today):
             reason = (
                 f"{fn.runtime} was deprecated on {deprecated_on(fn.runtime)}: move the "
                 "function to a supported runtime, and its layers with it"
             )
-            found.append(finding("deprecated", "", reason))
+            found.append(finding(Kind.deprecated, "", reason))
         for arn, reason in shadowed(fn.layers, manifests, python_of(fn.runtime)):
-            found.append(finding("shadowed", arn, reason))
+            found.append(finding(Kind.shadowed, arn, reason))
     return found

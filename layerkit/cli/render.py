@@ -418,7 +418,7 @@ def audit_csv(rep: Report) -> None:
         writer.writerow(
             {
                 **jsonable(r),
-                "findings": ";".join(sorted({f.kind for f in found})),
+                "findings": ";".join(sorted({f.kind.value for f in found})),
                 "reasons": " | ".join(f.reason for f in found),
                 "vulnerabilities": ";".join(advisories.get(r.arn, [])),
             }
