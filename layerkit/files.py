@@ -16,13 +16,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
-if TYPE_CHECKING:
-    import zipfile
+from layerkit.errors import UserError
 
 # tempfile, shutil and zipfile are imported where they are used: a no-op build writes and
 # opens nothing, and importing them costs a twentieth of it.
-
-from layerkit.errors import UserError
+if TYPE_CHECKING:
+    import zipfile
 
 
 def sha256_of(path: Path) -> str:

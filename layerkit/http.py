@@ -6,8 +6,8 @@ TLS-intercepting proxy, credentials in a URL sent as a Basic header (and never s
 and retries with backoff on what is worth retrying — a refused or dropped connection, a
 timeout, a 5xx, a 429, a body cut short — never on another 4xx, which will not change.
 A request gives up after 5 attempts or when its budget is spent (90 s by default), so an
-index that is down is named within that time instead of hanging a CI job. Downloads land through
-`files.atomic`: an interrupted one leaves nothing behind.
+index that is down is named within that time instead of hanging a CI job. Downloads land
+through `files.atomic`: an interrupted one leaves nothing behind.
 
 The HTTP and TLS modules are imported when a request is made: a build from cached wheels
 never makes one.
@@ -50,10 +50,14 @@ class HttpError(LayerkitError):
         super().__init__(str(self))
 
     def __str__(self) -> str:
-        tries = f" (after {self.attempts} attempts)" if self.attempts > 1 else ""
         if self.status is None:
-            return f"could not reach {self.url}: {self.reason}{tries}"
-        return f"{self.url} answered {self.status} {self.reason}{tries}"
+            return f"could not reach {self.url}: {self.reason}{self.tries}"
+        return f"{self.url} answered {self.status} {self.reason}{self.tries}"
+
+    @property
+    def tries(self) -> str:
+        """ " (after N attempts)" when it was retried, for messages that quote the error."""
+        return f" (after {self.attempts} attempts)" if self.attempts > 1 else ""
 
     @property
     def retryable(self) -> bool:
@@ -161,12 +165,10 @@ class Client:
                 return handle((reply.read(), content_type, reply.geturl()))
         except urllib.error.HTTPError as exc:
             raise HttpError(url, exc.code, str(exc.reason), 1) from None
-        except http.client.IncompleteRead as exc:
-            raise HttpError(url, None, f"the answer was cut short ({exc!r})", 1) from None
         except urllib.error.URLError as exc:
             raise HttpError(url, None, str(exc.reason), 1) from None
-        except (TimeoutError, OSError, http.client.HTTPException) as exc:
-            raise HttpError(url, None, str(exc) or type(exc).__name__, 1) from None
+        except (OSError, http.client.HTTPException) as exc:
+            raise _failed(url, exc) from None
 
     def _tls(self, url: str) -> ssl.SSLContext | None:
         if not url.startswith("https:"):
@@ -187,10 +189,8 @@ def _chunks(reply: Any, url: str) -> Iterator[bytes]:
     while True:
         try:
             chunk = reply.read(_CHUNK)
-        except http.client.IncompleteRead as exc:
-            raise HttpError(url, None, f"the answer was cut short ({exc!r})", 1) from None
         except (OSError, http.client.HTTPException) as exc:
-            raise HttpError(url, None, str(exc) or type(exc).__name__, 1) from None
+            raise _failed(url, exc) from None
         if not chunk:
             # http.client ends a body cut short without an error when read in chunks: what
             # the Content-Length promised and did not come is the sign.
@@ -199,6 +199,15 @@ def _chunks(reply: Any, url: str) -> Iterator[bytes]:
                                 "missing)", 1)  # fmt: skip
             return
         yield chunk
+
+
+def _failed(url: str, exc: Exception) -> HttpError:
+    """A connection that failed, timed out or was cut short, as a retryable HttpError."""
+    import http.client
+
+    if isinstance(exc, http.client.IncompleteRead):
+        return HttpError(url, None, f"the answer was cut short ({exc!r})", 1)
+    return HttpError(url, None, str(exc) or type(exc).__name__, 1)
 
 
 class _WriteFailed(Exception):

@@ -91,9 +91,8 @@ _PUBLISH = "publishing settings: where and to whom the same bytes go"
 class PublishSettings:
     regions: tuple[str, ...] = out_of_key(_PUBLISH, ())  # empty: the session's region
     principals: tuple[str, ...] = out_of_key(_PUBLISH, ())  # accounts, root ARNs, or "*" (public)
-    organization: str | None = out_of_key(
-        _PUBLISH, None
-    )  # an AWS Organizations ID: all its accounts
+    # an AWS Organizations ID: all its accounts
+    organization: str | None = out_of_key(_PUBLISH, None)
     # SSM parameter with the latest ARN; "" for none
     parameter: str = out_of_key(_PUBLISH, "/layers/{layer}/latest")
     s3_bucket: str | None = out_of_key(_PUBLISH, None)  # for ZIPs over 50 MB; {region} filled in

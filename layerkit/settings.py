@@ -23,7 +23,6 @@ Env = Mapping[str, str]
 
 @dataclass(frozen=True)
 class Setting(Generic[T]):
-    name: str  # what the README and messages call it
     variable: str  # the environment variable
     flag: str | None  # the command-line option, when there is one
     recipe_key: str | None  # the recipe key, when there is one
@@ -69,33 +68,33 @@ class IndexStrategy(str, Enum):
 
 
 CACHE_DIR: Setting[Path] = Setting(
-    "cache folder", "LAYERKIT_CACHE_DIR", None, None,
+    "LAYERKIT_CACHE_DIR", None, None,
     lambda env: Path(env.get("XDG_CACHE_HOME") or _home(env) / ".cache") / "layerkit",
     Path,
 )  # fmt: skip
 REGISTRY: Setting[Path] = Setting(
-    "registry file", "LAYERKIT_REGISTRY", "--registry", None,
+    "LAYERKIT_REGISTRY", "--registry", None,
     lambda env: Path(env.get("XDG_DATA_HOME") or _home(env) / ".local/share")
     / "layerkit" / "registry.sqlite",
     Path,
 )  # fmt: skip
 INDEX_STRATEGY: Setting[str] = Setting(
-    "index strategy", "LAYERKIT_INDEX_STRATEGY", "--index-strategy", None,
+    "LAYERKIT_INDEX_STRATEGY", "--index-strategy", None,
     lambda env: IndexStrategy.first_index.value, _choice(*(s.value for s in IndexStrategy)),
 )  # fmt: skip
 REQUIRE_BYTECODE: Setting[bool] = Setting(
-    "require bytecode", "LAYERKIT_REQUIRE_BYTECODE", "--require-bytecode", None,
+    "LAYERKIT_REQUIRE_BYTECODE", "--require-bytecode", None,
     lambda env: False, _boolean,
 )  # fmt: skip
 S3_BUCKET: Setting[str | None] = Setting(
-    "S3 bucket", "LAYERKIT_S3_BUCKET", "--s3-bucket", "publish.s3-bucket", lambda env: None, str
+    "LAYERKIT_S3_BUCKET", "--s3-bucket", "publish.s3-bucket", lambda env: None, str
 )
 GUARD_STALE_SECONDS: Setting[float] = Setting(
-    "publish guard's stale window", "LAYERKIT_GUARD_STALE_SECONDS", None, None,
+    "LAYERKIT_GUARD_STALE_SECONDS", None, None,
     lambda env: 60.0, _positive_seconds,
 )  # fmt: skip
 OSV_URL: Setting[str] = Setting(
-    "OSV API", "LAYERKIT_OSV_URL", None, None, lambda env: "https://api.osv.dev", str
+    "LAYERKIT_OSV_URL", None, None, lambda env: "https://api.osv.dev", str
 )
 
 SETTINGS: tuple[Setting[Any], ...] = (

@@ -110,8 +110,7 @@ def assemble(job: Job, ctx: Context, dest: Path) -> Summary:
     native.check(entries, group.artifact, group.targets, compiled)
 
     generated = [(f.path, f.source.read_bytes(), f.mode) for f in files]
-    built_with = {t: backend.name for t, backend in chosen.items()}
-    layer_manifest = _manifest(job, installs, built_with)
+    layer_manifest = _manifest(job, installs)
     # What the layer adds to a function's 250 MiB, the manifest itself aside: audits read it.
     content = sum(e.size for e in entries) + sum(len(data) for _, data, _ in generated)
     layer_manifest = dataclasses.replace(layer_manifest, unzipped_bytes=content)
@@ -196,7 +195,7 @@ def _merge(installed: list[list[Installed]]) -> list[Entry]:
     return [entry for entry, _ in chosen.values()]
 
 
-def _manifest(job: Job, installs: _Installs, built_with: dict[str, str]) -> manifest.LayerManifest:
+def _manifest(job: Job, installs: _Installs) -> manifest.LayerManifest:
     recipe, group, locks, compilers = job.recipe, job.group, job.locks, job.compilers
     targets = {}
     shared = {i.name for i in installs.shared}
@@ -205,7 +204,7 @@ def _manifest(job: Job, installs: _Installs, built_with: dict[str, str]) -> mani
         python = target.runtime.python_version
         targets[target.id] = manifest.TargetContent(
             lock="sha256:" + locks[target.id].sha256,
-            built_with=built_with[target.id],
+            built_with=job.chosen[target.id].name,
             site_packages=site,
             bytecode=cache_tag(python) if python in compilers else None,
             distributions=tuple(

@@ -36,7 +36,10 @@ class Context:
     cache_root: Path
     env: dict[str, str]
     uv_binary: str
-    index_flags: tuple[str | None, tuple[str, ...], str | None, str | None] = (None, (), None, None)
+    index_url: str | None = None  # --index-url, over pip's configuration
+    extra_index_urls: tuple[str, ...] = ()
+    ca_bundle: str | None = None
+    index_strategy: str = "first-index"  # resolved: flag, LAYERKIT_INDEX_STRATEGY, default
     image: str | None = None  # overrides the recipe's [build] image
     network: str | None = None  # overrides the recipe's [build] network
     report: Reporter = field(default=lambda label, message: None)
@@ -55,11 +58,12 @@ class Context:
         """The package index, from pip's configuration and the flags."""
         from layerkit.builder.index import PackageIndex, settings_from
 
-        index_url, extra_index_urls, ca_bundle, strategy = self.index_flags
-        strategy_name = resolve(INDEX_STRATEGY, self.env, flag=strategy)
         return PackageIndex(
-            settings_from(self.env, index_url, extra_index_urls, ca_bundle, strategy_name)
-        )
+            settings_from(
+                self.env, self.index_url, self.extra_index_urls, self.ca_bundle,
+                self.index_strategy,
+            )
+        )  # fmt: skip
 
     @cached_property
     def containers(self) -> Containers:
@@ -118,12 +122,15 @@ class Context:
     ) -> Context:
         from uv import find_uv_bin
 
-        resolve(INDEX_STRATEGY, env, flag=index_strategy)  # a bad variable is named now
         ctx = cls(
             cache_root=resolve(CACHE_DIR, env),
             env=dict(env),
             uv_binary=find_uv_bin(),
-            index_flags=(index_url, extra_index_urls, ca_bundle, index_strategy),
+            index_url=index_url,
+            extra_index_urls=extra_index_urls,
+            ca_bundle=ca_bundle,
+            # resolved now, so that a bad variable is named before any work
+            index_strategy=resolve(INDEX_STRATEGY, env, flag=index_strategy),
             image=image,
             network=network,
             report=report or (lambda label, message: None),

@@ -31,7 +31,7 @@ from layerkit.files import sha256_of
 from layerkit.redaction import redact
 
 if TYPE_CHECKING:
-    from layerkit.http import Client, HttpError
+    from layerkit.http import Client
 
 log = logging.getLogger("layerkit")
 
@@ -173,12 +173,12 @@ class PackageIndex:
                 if exc.status is not None:
                     raise PackageIndexError(
                         f"The package index answered {exc.status} for {redact(page)}"
-                        f"{_tries(exc)}. Check the index URL and its credentials (pip's "
+                        f"{exc.tries}. Check the index URL and its credentials (pip's "
                         "index-url, PIP_INDEX_URL or --index-url)."
                     ) from None
                 raise PackageIndexError(
                     f"Could not reach the package index at {redact(page)}: {exc.reason}"
-                    f"{_tries(exc)}. Check the network, a proxy (HTTPS_PROXY) or the CA "
+                    f"{exc.tries}. Check the network, a proxy (HTTPS_PROXY) or the CA "
                     "bundle (--ca-bundle, PIP_CERT)."
                 ) from None
             try:
@@ -208,7 +208,7 @@ class PackageIndex:
         except HttpError as exc:
             raise PackageIndexError(
                 f"Downloading {file.filename} from {redact(file.url)} failed: "
-                f"{exc.status or exc.reason}{_tries(exc)}."
+                f"{exc.status or exc.reason}{exc.tries}."
             ) from None
         except OSError as exc:
             raise BuildError(
@@ -222,10 +222,6 @@ class PackageIndex:
                 f"but the lock expects {expected_sha256}. The index served a different file "
                 "than the one locked: do not trust it; re-lock only if the change is expected."
             ) from None
-
-
-def _tries(exc: HttpError) -> str:
-    return f" (after {exc.attempts} attempts)" if exc.attempts > 1 else ""
 
 
 def _parse(body: bytes, content_type: str, page_url: str) -> list[IndexFile]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,17 +18,13 @@ from layerkit.builder.plan import Group, Job, Locks, RecipeFile
 from layerkit.errors import BuildError, StaleLockError, VulnerableError
 from layerkit.files import sha256_of, write_atomic
 from layerkit.layer import manifest, sbom
-from layerkit.recipe import Recipe, build_key_data
+from layerkit.recipe import Recipe
 from layerkit.targets import Target
-from layerkit.version import __version__
 
 if TYPE_CHECKING:
     from layerkit import osv
 
 log = logging.getLogger("layerkit")
-
-# Bump when the same inputs would produce different bytes, so cached artifacts are not reused.
-BUILD_FORMAT = 6
 
 
 @dataclass(frozen=True)
@@ -123,28 +117,6 @@ def _recipe_files(recipe: Recipe) -> list[RecipeFile]:
     return sorted(found, key=lambda f: f.path)
 
 
-def _build_key(
-    recipe: Recipe,
-    group: Group,
-    locks: Locks,
-    files: list[RecipeFile],
-    chosen: dict[str, Backend],
-    compilers: dict[str, Compiler],
-) -> str:
-    data = {
-        "strategies": {t: backend.name for t, backend in chosen.items()},
-        "format": BUILD_FORMAT,
-        "layerkit": __version__,
-        # Every recipe field but those declared not to change the bytes (recipe.py).
-        "recipe": build_key_data(recipe),
-        "artifact": group.artifact,
-        "bytecode": sorted(compilers),
-        "targets": {t.id: locks[t.id].sha256 for t in group.targets},
-        "files": [[f.path, f.sha256, f.mode] for f in files],
-    }
-    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
-
-
 def build_recipe(
     recipe: Recipe,
     ctx: Context,
@@ -165,17 +137,16 @@ def build_recipe(
     for group in _groups(recipe, locks):
         chosen = {t.id: backends.choose(recipe, t, locks[t.id].lock, ctx) for t in group.targets}
         compilers = _compilers(recipe, group, chosen, ctx)
-        key = _build_key(recipe, group, locks, files, chosen, compilers)
+        job = Job(recipe, group, locks, files, chosen, compilers)
         dest = out_dir / f"{group.artifact}.zip"
-        found = cache.find(dest, key)
+        found = cache.find(dest, job.key)
         if found is None:
             for target_id, backend in chosen.items():
                 log.info("%s (%s): building with %s", group.artifact, target_id, backend.why)
             from layerkit.builder.assemble import assemble  # only when something is written
 
-            job = Job(recipe, group, locks, files, key, chosen, compilers)
-            summary, status = assemble(job, ctx, cache.path(key)), BuildStatus.built
-            cache.keep(key, summary, dest)
+            summary, status = assemble(job, ctx, cache.path(job.key)), BuildStatus.built
+            cache.keep(job.key, summary, dest)
         else:
             summary, status = found
         sidecar = sbom.beside(dest)

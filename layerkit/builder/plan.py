@@ -3,19 +3,26 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from layerkit.builder.lockfile import LockedTarget
-from layerkit.recipe import Recipe
+from layerkit.recipe import Recipe, build_key_data
 from layerkit.targets import Target
+from layerkit.version import __version__
 
 if TYPE_CHECKING:
     from layerkit.builder.backends import Backend
     from layerkit.builder.compilers import Compiler
 
 Locks = dict[str, LockedTarget]  # by target id
+
+# Bump when the same inputs would produce different bytes, so cached artifacts are not reused.
+BUILD_FORMAT = 6
 
 
 @dataclass(frozen=True)
@@ -48,9 +55,23 @@ class Job:
     group: Group
     locks: Locks
     files: list[RecipeFile]
-    key: str
     chosen: dict[str, Backend]  # target id -> where it is installed
     compilers: dict[str, Compiler]  # Python version -> its bytecode compiler
+
+    @cached_property
+    def key(self) -> str:
+        data = {
+            "strategies": {t: backend.name for t, backend in self.chosen.items()},
+            "format": BUILD_FORMAT,
+            "layerkit": __version__,
+            # Every recipe field but those declared not to change the bytes (recipe.py).
+            "recipe": build_key_data(self.recipe),
+            "artifact": self.group.artifact,
+            "bytecode": sorted(self.compilers),
+            "targets": {t.id: self.locks[t.id].sha256 for t in self.group.targets},
+            "files": [[f.path, f.sha256, f.mode] for f in self.files],
+        }
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
 def site_packages(target: Target) -> str:
