@@ -26,6 +26,7 @@ from layerkit.account.model import (
     LayerVersion,
     Parameter,
     UpdateStatus,
+    partition_of,
     release_of,
 )
 from layerkit.errors import AWSError
@@ -33,6 +34,9 @@ from layerkit.quota import UNZIPPED_LIMIT
 
 # Error codes that mean "there is none", per service.
 _ABSENT = {"ResourceNotFoundException", "ParameterNotFound", "404", "NoSuchBucket", "NoSuchKey"}
+
+
+_DENIED = {"AccessDeniedException", "AccessDenied"}
 
 
 def _absent(exc: AWSError) -> bool:
@@ -78,6 +82,19 @@ class Layers:
             size=int(content.get("CodeSize", 0)),
             location=str(content.get("Location", "")),
         )
+
+    def available(self, arn: LayerArn) -> bool:
+        """Whether the caller may use this version (of any account): "not found" and
+        "access denied" alike are "no", since another account's deleted version and one
+        not shared with you look the same from here."""
+        try:
+            with translated("lambda:GetLayerVersion", str(arn)):
+                self._lambda.get_layer_version_by_arn(Arn=str(arn))
+        except AWSError as exc:
+            if _absent(exc) or exc.code in _DENIED:
+                return False
+            raise
+        return True
 
     def publish(
         self,
@@ -256,6 +273,43 @@ class Functions:
             str(config.get("LastUpdateStatusReason", "")),
             str(config.get("RevisionId", "")),
         )
+
+
+class Tags:
+    """Resource tags in one account and region."""
+
+    def __init__(self, clients: Clients, account: str, region: str) -> None:
+        self.account, self.region, self._clients = account, region, clients
+
+    def of_functions(self, names: list[str]) -> dict[str, dict[str, str]]:
+        """Each function's tags (by name): every tagged function of the region from one
+        paginated GetResources, or, where the Tagging API is denied, ListTags per function."""
+        try:
+            with translated("tag:GetResources", f"Lambda functions in {self.region}"):
+                tagging = self._clients.client("resourcegroupstaggingapi", self.region)
+                pages = tagging.get_paginator("get_resources").paginate(
+                    ResourceTypeFilters=["lambda:function"]
+                )
+                return {
+                    str(item["ResourceARN"]).split(":")[6]: {
+                        str(t["Key"]): str(t["Value"]) for t in item.get("Tags", [])
+                    }
+                    for page in pages
+                    for item in page.get("ResourceTagMappingList", [])
+                }
+        except AWSError as exc:
+            if exc.code not in _DENIED:
+                raise
+        functions = self._clients.client("lambda", self.region)
+        found = {}
+        for name in names:
+            arn = (
+                f"arn:{partition_of(self.region)}:lambda:{self.region}:{self.account}"
+                f":function:{name}"
+            )
+            with translated("lambda:ListTags", arn):
+                found[name] = dict(functions.list_tags(Resource=arn).get("Tags", {}))
+        return found
 
 
 class Parameters:

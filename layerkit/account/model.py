@@ -10,9 +10,21 @@ from typing import Any
 from layerkit.errors import UserError
 
 
+def partition_of(region: str) -> str:
+    """The AWS partition a region is in: aws, aws-cn, aws-us-gov, or an ISO partition."""
+    for prefix, partition in (
+        ("cn-", "aws-cn"), ("us-gov-", "aws-us-gov"), ("us-isob-", "aws-iso-b"),
+        ("us-iso-", "aws-iso"),
+    ):  # fmt: skip
+        if region.startswith(prefix):
+            return partition
+    return "aws"
+
+
 @dataclass(frozen=True, order=True)
 class LayerArn:
-    """A layer version's ARN: arn:aws:lambda:REGION:ACCOUNT:layer:NAME:VERSION."""
+    """A layer version's ARN: arn:PARTITION:lambda:REGION:ACCOUNT:layer:NAME:VERSION. The
+    partition follows from the region."""
 
     region: str
     account: str
@@ -22,7 +34,13 @@ class LayerArn:
     @classmethod
     def parse(cls, text: str) -> LayerArn:
         parts = text.split(":")
-        if len(parts) != 8 or parts[:3] != ["arn", "aws", "lambda"] or parts[5] != "layer":
+        if (
+            len(parts) != 8
+            or parts[0] != "arn"
+            or parts[2] != "lambda"
+            or parts[5] != "layer"
+            or parts[1] != partition_of(parts[3])
+        ):
             raise UserError(f"{text!r} is not a layer version ARN.")
         try:
             return cls(parts[3], parts[4], parts[6], int(parts[7]))
@@ -33,7 +51,10 @@ class LayerArn:
         return LayerArn(self.region, self.account, self.layer, version)
 
     def __str__(self) -> str:
-        return f"arn:aws:lambda:{self.region}:{self.account}:layer:{self.layer}:{self.version}"
+        return (
+            f"arn:{partition_of(self.region)}:lambda:{self.region}:{self.account}"
+            f":layer:{self.layer}:{self.version}"
+        )
 
 
 def account_of(arn: str) -> str:

@@ -375,6 +375,65 @@ def rollout(
 
 
 @app.command()
+def bump(
+    paths: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Files and folders of IaC sources (default: the current folder)."),
+    ] = None,
+    layer: Annotated[
+        list[str] | None, typer.Option("--layer", help="Only this layer (repeatable).")
+    ] = None,
+    to: Annotated[int | None, typer.Option("--to", help="Pin this version instead.")] = None,
+    region: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--region",
+            help="A region the code deploys to, for ARNs whose region is a placeholder "
+            "(repeatable; default: where the registry saw the layer published).",
+        ),
+    ] = None,
+    check: Annotated[
+        bool, typer.Option("--check", help="Change nothing; exit 7 if anything is behind.")
+    ] = False,
+    listing: Annotated[
+        bool, typer.Option("--list", help="Only list the references found; ask no account.")
+    ] = False,
+    show_diff: Annotated[bool, typer.Option("--diff", help="Print a unified diff.")] = False,
+    profile: opt.Profile = None,
+    registry_path: opt.RegistryPath = None,
+    as_json: opt.AsJson = False,
+) -> None:
+    """Move the layer version ARNs in SAM, CloudFormation, CDK, Serverless and Terraform
+    sources (any text file) to the newest version; only the version digits change."""
+    from layerkit.iac.sources import collect
+
+    sources = collect(paths or [Path(".")])
+    if listing:
+        render.references(sources, set(layer or ()), as_json)
+        return
+    from layerkit.account import bump as bumping
+    from layerkit.account.clients import Clients
+    from layerkit.registry import Registry
+
+    registry = _registry_path(registry_path)
+    published = bumping.published_regions(
+        [(v.layer, v.region) for v in Registry(registry).versions()] if registry.exists() else []
+    )
+    bumps = bumping.plan(
+        sources, Clients(profile=profile), regions=list(region or ()), published=published,
+        layers=set(layer or ()), to=to,
+    )  # fmt: skip
+    if not check:
+        bumps = bumping.apply(bumps, sources)
+    render.bumped(bumps, sources, show_diff, as_json)
+    stuck = {bumping.Status.refused, bumping.Status.unknown, bumping.Status.skipped}
+    if any(b.status in stuck for b in bumps) or (
+        check and any(b.status == bumping.Status.behind for b in bumps)
+    ):
+        raise typer.Exit(ExitCode.GATE)
+
+
+@app.command()
 def prune(
     layer: Annotated[str, typer.Argument(help="The layer name.")],
     keep: opt.Keep = 3,

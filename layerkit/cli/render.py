@@ -26,11 +26,13 @@ if TYPE_CHECKING:
 
     from layerkit.account.attach import Finding
     from layerkit.account.audit import Audit, Reference, Report, Vulnerable
+    from layerkit.account.bump import Bump
     from layerkit.account.prune import Pruned
     from layerkit.account.publish import Action, Run
     from layerkit.account.rollout import Result
     from layerkit.builder.pipeline import Artifact
     from layerkit.builder.verify import TargetResult
+    from layerkit.iac.sources import Sources
     from layerkit.layer.inspection import Inspection
     from layerkit.layer.manifest import Change
     from layerkit.registry import Version
@@ -462,6 +464,75 @@ def rollout(results: list[Result], layer: str, as_json: bool = False) -> None:
              f"{', '.join(u.new_layers)}{why}")  # fmt: skip
     if not results:
         out.print(f"no function uses an older version of {layer}")
+
+
+def references(sources: Sources, layers: set[str], as_json: bool) -> None:
+    """`bump --list`: every layer version ARN found, where, and what bump cannot move."""
+    from layerkit.iac.references import find
+
+    found = [
+        {"file": str(s.path), "line": w.line, "arn": w.arn, "layer": w.layer,
+         "version": w.version, "problem": w.problem}
+        for s in sources.read for w in find(s.text) if not layers or w.layer in layers
+    ]  # fmt: skip
+    skipped = [{"file": str(s.path), "why": s.why} for s in sources.skipped]
+    if as_json:
+        print_json({"files": sources.files, "references": found, "skipped": skipped})
+        return
+    for f in found:
+        problem = f"  ({f['problem']})" if f["problem"] else ""
+        out.print(f"{f['file']}:{f['line']}  {f['arn']}{problem}", markup=False, highlight=False)
+    for s in skipped:
+        line(f"skipped {s['file']}: {s['why']}")
+    out.print(f"{len(found)} references in {sources.files} files")
+
+
+def bumped(bumps: list[Bump], sources: Sources, show_diff: bool, as_json: bool) -> None:
+    if show_diff:
+        _bump_diff(bumps, sources)
+    if as_json:
+        print_json([
+            {"file": str(b.path), "line": b.line, "arn": b.arn, "layer": b.layer,
+             "regions": list(b.regions), "from": b.current, "to": b.to,
+             "status": b.status.value, "why": b.why}
+            for b in bumps
+        ])  # fmt: skip
+        return
+    if not bumps:
+        out.print(f"no layer version ARN in {sources.files} files")
+        return
+    from rich.table import Table
+
+    table = Table("file:line", "layer", "region", "from → to", "status", "why")
+    for b in bumps:
+        moved = f"{b.current} → {b.to}" if b.to is not None and b.to != b.current else ""
+        table.add_row(
+            b.where if b.line else str(b.path), b.layer, ", ".join(b.regions) or "?",
+            moved or str(b.current or ""), b.status.value, b.why or "",
+        )  # fmt: skip
+    out.print(table)
+
+
+def _bump_diff(bumps: list[Bump], sources: Sources) -> None:
+    import difflib
+
+    from layerkit.account.bump import Status
+    from layerkit.iac.references import rewrite
+
+    moving = {Status.behind, Status.bumped}
+    for source in sources.read:
+        versions = {
+            b.written: b.to
+            for b in bumps
+            if b.path == source.path and b.status in moving and b.written and b.to
+        }
+        if versions:
+            new = rewrite(source.text, versions)
+            diff = difflib.unified_diff(
+                source.text.splitlines(keepends=True), new.splitlines(keepends=True),
+                f"a/{source.path}", f"b/{source.path}",
+            )  # fmt: skip
+            raw("".join(diff).encode("utf-8"))
 
 
 def prune(done: Pruned, as_json: bool = False) -> None:
