@@ -93,13 +93,25 @@ GUARD_STALE_SECONDS: Setting[float] = Setting(
     "LAYERKIT_GUARD_STALE_SECONDS", None, None,
     lambda env: 60.0, _positive_seconds,
 )  # fmt: skip
+
+
+def _tag_keys(text: str) -> tuple[str, ...]:
+    keys = tuple(k.strip() for k in text.split(",") if k.strip())
+    if not keys:
+        raise ValueError("give tag keys separated by commas, e.g. ManagedBy,Owner")
+    return keys
+
+
+OWNER_TAGS: Setting[tuple[str, ...]] = Setting(
+    "LAYERKIT_OWNER_TAGS", "--owner-tag", None, lambda env: (), _tag_keys
+)
 OSV_URL: Setting[str] = Setting(
     "LAYERKIT_OSV_URL", None, None, lambda env: "https://api.osv.dev", str
 )
 
 SETTINGS: tuple[Setting[Any], ...] = (
     CACHE_DIR, REGISTRY, INDEX_STRATEGY, REQUIRE_BYTECODE, S3_BUCKET, GUARD_STALE_SECONDS,
-    OSV_URL,
+    OWNER_TAGS, OSV_URL,
 )  # fmt: skip
 
 

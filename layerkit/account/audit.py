@@ -63,6 +63,7 @@ class Reference:
     status: Status
     behind: int = 0  # versions behind the newest, when outdated
     latest: int | None = None  # the newest version, when outdated
+    managed_by: str | None = None  # the function's stack or owner tag: change it there
 
 
 @dataclass(frozen=True)
@@ -188,6 +189,7 @@ def references(scans: Sequence[Scan]) -> list[Reference]:
                     Reference(
                         fn.account, fn.region, fn.name, fn.version, parsed.layer,
                         parsed.account, parsed.version, arn, status, behind, latest,
+                        s.owners.get(fn.name),
                     )
                 )  # fmt: skip
     return found

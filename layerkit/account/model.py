@@ -57,6 +57,21 @@ class LayerArn:
         )
 
 
+# CloudFormation tags what its stacks create, so SAM, CDK and Serverless functions too.
+STACK_TAG = "aws:cloudformation:stack-name"
+
+
+def owner_of(tags: dict[str, str], owner_tags: tuple[str, ...]) -> str | None:
+    """Who deploys a function, from its tags: its CloudFormation stack, else the first of
+    the tag keys the user names as ownership markers (Terraform's `default_tags`)."""
+    if STACK_TAG in tags:
+        return f"CloudFormation stack {tags[STACK_TAG]}"
+    for key in owner_tags:
+        if key in tags:
+            return f"{key}={tags[key]}"
+    return None
+
+
 def account_of(arn: str) -> str:
     """The account field of any ARN (a role's, an account root's)."""
     return arn.split(":")[4]

@@ -44,6 +44,7 @@ class Update:
     to_version: str | None = None  # promote: the canary's version
     weight: float | None = None  # canary: the share of traffic, 0 to 1
     refused: str | None = None  # why it will not be done
+    owner: str | None = None  # the stack or tag that deploys the function, if any
 
 
 class Status(str, Enum):
@@ -86,6 +87,7 @@ class Mode:
     canary: float | None = None  # percent
     promote: bool = False
     abort: bool = False
+    allow_drift: bool = False  # move functions their stack or Terraform owns
 
 
 def _moved(layers: tuple[str, ...], layer: str, account: str, target: int) -> tuple[str, ...]:
@@ -163,6 +165,23 @@ def plan(
             )  # fmt: skip
             updates.append(replace(update, refused=_refusal(latest, serving, alias, new, known)))
     return updates
+
+
+def _owned(update: Update, owner: str | None, allow_drift: bool) -> Update:
+    """A function its stack or Terraform owns is its owner's to change: moving it here
+    lasts until the owner's next deploy, which puts its own layers back (or fails on
+    drift)."""
+    if owner is None:
+        return update
+    if allow_drift or update.refused is not None:
+        return replace(update, owner=owner)
+    return replace(
+        update,
+        owner=owner,
+        refused=f"owned by {owner}: its next deploy would put the old layer back. Change the "
+        "layer in its source (`layerkit bump` rewrites the template's ARN) and deploy it, "
+        "or pass --allow-drift to move it here anyway",
+    )
 
 
 def _refusal(
@@ -306,7 +325,10 @@ def run(
     for s in scans:
         target = to_version or max(s.layers.get(layer) or [0])
         if target:
-            updates += plan(s.functions, s.aliases, s.account, layer, target, known, mode, wanted)
+            updates += [
+                _owned(u, s.owners.get(u.function), mode.allow_drift)
+                for u in plan(s.functions, s.aliases, s.account, layer, target, known, mode, wanted)
+            ]
     if dry_run:
         return [Result(u, Status.refused if u.refused else Status.planned) for u in updates]
     return apply(updates, accounts, parallel)

@@ -14,8 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from layerkit.account.clients import Clients
-from layerkit.account.gateways import Account, Functions, Layers
-from layerkit.account.model import Alias, FunctionVersion, LayerVersion, account_of
+from layerkit.account.gateways import Account, Functions, Layers, Tags
+from layerkit.account.model import Alias, FunctionVersion, LayerVersion, account_of, owner_of
 from layerkit.errors import LayerkitError
 
 MAX_WORKERS = 8
@@ -30,13 +30,22 @@ class Scan:
     error: str | None = None
     aliases: list[Alias] = field(default_factory=list)
     declared: dict[str, LayerVersion] = field(default_factory=dict)  # own versions by ARN
+    owners: dict[str, str] = field(default_factory=dict)  # function -> who deploys it
 
 
-def scan_region(clients: Clients, account: str, region: str) -> Scan:
+def scan_region(
+    clients: Clients, account: str, region: str, owner_tags: tuple[str, ...] = ()
+) -> Scan:
     scan = Scan(account, region)
     try:
         functions = Functions(clients, account, region)
         scan.functions = functions.every_version()
+        names = sorted({fn.name for fn in scan.functions})
+        if names:
+            for name, tags in Tags(clients, account, region).of_functions(names).items():
+                owner = owner_of(tags, owner_tags)
+                if owner is not None:
+                    scan.owners[name] = owner
         # Aliases point at published versions: only functions that have some can have one
         # that matters ($LATEST's aliases see what $LATEST sees).
         published = sorted({fn.name for fn in scan.functions if fn.version != "$LATEST"})
@@ -49,12 +58,14 @@ def scan_region(clients: Clients, account: str, region: str) -> Scan:
     return scan
 
 
-def scan(accounts: dict[str, Clients], regions: list[str]) -> list[Scan]:
+def scan(
+    accounts: dict[str, Clients], regions: list[str], owner_tags: tuple[str, ...] = ()
+) -> list[Scan]:
     jobs = [
         (account, clients, region) for account, clients in accounts.items() for region in regions
     ]
     with ThreadPoolExecutor(max_workers=min(MAX_WORKERS, max(1, len(jobs)))) as pool:
-        return list(pool.map(lambda job: scan_region(job[1], job[0], job[2]), jobs))
+        return list(pool.map(lambda job: scan_region(job[1], job[0], job[2], owner_tags), jobs))
 
 
 def accounts_to_scan(
@@ -90,13 +101,14 @@ class Scope:
     organization: bool = False
     role_name: str = "OrganizationAccountAccessRole"
     regions: tuple[str, ...] = ()
+    owner_tags: tuple[str, ...] = ()  # tag keys that mark who deploys a function
 
     def scan(self) -> tuple[dict[str, Clients], list[Scan]]:
         accounts = accounts_to_scan(
             self.profile, list(self.role_arns), self.organization, self.role_name
         )
         regions = regions_to_scan(list(self.regions), next(iter(accounts.values())))
-        return accounts, scan(accounts, regions)
+        return accounts, scan(accounts, regions, self.owner_tags)
 
 
 def api_calls(accounts: dict[str, Clients]) -> dict[str, int]:

@@ -296,10 +296,14 @@ def _scope(
     role_arn: list[str] | None,
     organization: bool = False,
     role_name: str = "OrganizationAccountAccessRole",
+    owner_tag: list[str] | None = None,
 ) -> "Scope":
     from layerkit.account.scan import Scope
 
-    return Scope(profile, tuple(role_arn or ()), organization, role_name, tuple(region or ()))
+    owner_tags = settings.resolve(settings.OWNER_TAGS, os.environ, flag=tuple(owner_tag or ()))
+    return Scope(
+        profile, tuple(role_arn or ()), organization, role_name, tuple(region or ()), owner_tags
+    )
 
 
 @app.command()
@@ -309,6 +313,7 @@ def audit(
     role_arn: opt.RoleArns = None,
     organization: opt.Organization = False,
     role_name: opt.RoleName = "OrganizationAccountAccessRole",
+    owner_tag: opt.OwnerTags = None,
     package: opt.Package = None,
     vulnerabilities: opt.Vulnerabilities = False,
     osv_db: opt.OsvDb = None,
@@ -327,7 +332,7 @@ def audit(
     source = None
     if vulnerabilities or osv_db or "vulnerable" in gated:
         source = osv.source(osv_db, dict(os.environ), cache_root)  # reads --osv-db now
-    scope = _scope(region, profile, role_arn, organization, role_name)
+    scope = _scope(region, profile, role_arn, organization, role_name, owner_tag)
     registry = Registry(_registry_path(registry_path))
     done = run(scope, registry, cache_root, package, gated, vulnerabilities=source)
     render.audited(done, as_json, as_csv)
@@ -353,19 +358,24 @@ def rollout(
     canary: opt.Canary = None,
     promote: opt.Promote = False,
     abort: opt.Abort = False,
+    owner_tag: opt.OwnerTags = None,
+    allow_drift: opt.AllowDrift = False,
     registry_path: opt.RegistryPath = None,
     as_json: opt.AsJson = False,
 ) -> None:
     """Move functions on an older version of a layer to a newer one, keeping the rest;
-    with --aliases, the aliases serving traffic too (optionally as a canary first)."""
+    with --aliases, the aliases serving traffic too (optionally as a canary first).
+    Functions a stack or Terraform owns are left to it unless --allow-drift."""
     from layerkit.account.rollout import Mode, run
     from layerkit.account.rollout import Status as RolloutStatus
     from layerkit.registry import Registry
 
-    mode = Mode(aliases or promote or abort or canary is not None, canary, promote, abort)
+    mode = Mode(
+        aliases or promote or abort or canary is not None, canary, promote, abort, allow_drift
+    )
     results = run(
-        _scope(region, profile, role_arn), layer, to, set(only or ()), set(exclude or ()),
-        parallel, dry_run, Registry(_registry_path(registry_path)), mode,
+        _scope(region, profile, role_arn, owner_tag=owner_tag), layer, to, set(only or ()),
+        set(exclude or ()), parallel, dry_run, Registry(_registry_path(registry_path)), mode,
     )  # fmt: skip
     render.rollout(results, layer, as_json)
     if any(r.status == RolloutStatus.failed for r in results):

@@ -80,6 +80,22 @@ RoleArns = Annotated[
     list[str] | None,
     typer.Option("--role-arn", help="Also scan the account of this role (repeatable)."),
 ]
+OwnerTags = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--owner-tag",
+        help="A tag key that marks who deploys a function, e.g. Terraform's default_tags "
+        "ManagedBy (repeatable, or LAYERKIT_OWNER_TAGS=K1,K2); CloudFormation stacks are "
+        "known without it.",
+    ),
+]
+AllowDrift = Annotated[
+    bool,
+    typer.Option(
+        "--allow-drift",
+        help="Also move functions a stack or Terraform owns (their next deploy undoes it).",
+    ),
+]
 Organization = Annotated[
     bool, typer.Option("--organization", help="Scan every account of the AWS Organization.")
 ]

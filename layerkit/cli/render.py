@@ -339,7 +339,8 @@ def audit(rep: Report) -> None:
 
     usage: dict[str, list[str]] = {}
     for r in rep.references:
-        usage.setdefault(r.arn, []).append(f"{_label(r)} ({r.region})")
+        owner = f", {r.managed_by}" if r.managed_by else ""
+        usage.setdefault(r.arn, []).append(f"{_label(r)} ({r.region}{owner})")
     table = Table("layer version", "status", "functions")
     status = {r.arn: r.status.value for r in rep.references}
     for arn, functions in sorted(usage.items()):
@@ -400,8 +401,8 @@ def audit_csv(rep: Report) -> None:
     import csv
 
     columns = ["account", "region", "function", "version", "layer", "owner",
-               "layer_version", "status", "behind", "arn", "findings", "reasons",
-               "vulnerabilities"]  # fmt: skip
+               "layer_version", "status", "behind", "arn", "managed_by", "findings",
+               "reasons", "vulnerabilities"]  # fmt: skip
     advisories: dict[str, list[str]] = {}
     for v in rep.vulnerable:
         for arn in v.layers:
@@ -446,6 +447,8 @@ def rollout_json(result: Result) -> dict[str, Any]:
         data["version"] = result.version
     if result.error is not None:
         data["error"] = result.error
+    if u.owner is not None:
+        data["owner"] = u.owner
     return data
 
 
@@ -460,8 +463,12 @@ def rollout(results: list[Result], layer: str, as_json: bool = False) -> None:
         version = f" as version {r.version}" if r.version else ""
         weight = f" ({u.weight:.0%} of traffic)" if u.alias and u.weight is not None else ""
         action = f" {u.action}" if u.alias else ""
+        drift = (
+            f"; drift: {u.owner} will put its own layers back on its next deploy"
+            if u.owner and not u.refused else ""
+        )  # fmt: skip
         line(f"{r.status.value}{action}: {where} ({u.region}){version}{weight} -> "
-             f"{', '.join(u.new_layers)}{why}")  # fmt: skip
+             f"{', '.join(u.new_layers)}{why}{drift}")  # fmt: skip
     if not results:
         out.print(f"no function uses an older version of {layer}")
 
