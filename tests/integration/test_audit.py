@@ -325,8 +325,25 @@ def test_scanning_follows_every_page_and_groups_other_accounts_layers() -> None:
             expected = {"FunctionVersion": "ALL", **({"Marker": marker} if marker else {})}
             stub.add_response("list_functions", reply, expected)
         stub.add_response("list_layers", {"Layers": []}, {})
-        found = scan_region(clients, ACCOUNT, "eu-west-1")
+        with Stubber(clients.client("resourcegroupstaggingapi", "eu-west-1")) as tagging:
+            # the functions' tags: every page of one GetResources for the region
+            for page, token in enumerate(["", "t1"]):
+                arn = f"arn:aws:lambda:eu-west-1:{ACCOUNT}:function:p{page}"
+                tags = [{"Key": "aws:cloudformation:stack-name", "Value": f"stack{page}"}]
+                tagging.add_response(
+                    "get_resources",
+                    {"ResourceTagMappingList": [{"ResourceARN": arn, "Tags": tags}],
+                     "PaginationToken": "" if page else "t1"},
+                    {"ResourceTypeFilters": ["lambda:function"],
+                     **({"PaginationToken": token} if token else {})},
+                )  # fmt: skip
+            found = scan_region(clients, ACCOUNT, "eu-west-1")
+            tagging.assert_no_pending_responses()
         stub.assert_no_pending_responses()
+    assert found.owners == {
+        "p0": "CloudFormation stack stack0",
+        "p1": "CloudFormation stack stack1",
+    }
     assert [f.name for f in found.functions] == ["p0", "p1", "p2"]
     rep = report([found], {})
     assert rep.foreign == {"017000801446": (foreign,)}
