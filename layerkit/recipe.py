@@ -96,6 +96,7 @@ class PublishSettings:
     # SSM parameter with the latest ARN; "" for none
     parameter: str = out_of_key(_PUBLISH, "/layers/{layer}/latest")
     s3_bucket: str | None = out_of_key(_PUBLISH, None)  # for ZIPs over 50 MB; {region} filled in
+    align_versions: bool = out_of_key(_PUBLISH, False)  # the same version number everywhere
 
 
 REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d")
@@ -176,7 +177,14 @@ _SCHEMA: dict[str, set[str]] = {
         "no-binary",
     },
     "build": {"image", "network", "audit"},
-    "publish": {"regions", "principals", "organization", "parameter", "s3-bucket"},
+    "publish": {
+        "regions",
+        "principals",
+        "organization",
+        "parameter",
+        "s3-bucket",
+        "align-versions",
+    },
     "slim": {"tests", "stubs", "strip", "keep", "bytecode"},
     "files": {"source", "target"},
 }
@@ -414,6 +422,7 @@ def _publish(reader: _Reader) -> PublishSettings:
         organization=organization,
         parameter=parameter,
         s3_bucket=reader.get(table, "publish", "s3-bucket", str),
+        align_versions=reader.get(table, "publish", "align-versions", bool, False),
     )
 
 

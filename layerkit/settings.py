@@ -89,6 +89,10 @@ REQUIRE_BYTECODE: Setting[bool] = Setting(
 S3_BUCKET: Setting[str | None] = Setting(
     "LAYERKIT_S3_BUCKET", "--s3-bucket", "publish.s3-bucket", lambda env: None, str
 )
+ALIGN_VERSIONS: Setting[bool] = Setting(
+    "LAYERKIT_ALIGN_VERSIONS", "--align-versions", "publish.align-versions",
+    lambda env: False, _boolean,
+)  # fmt: skip
 GUARD_STALE_SECONDS: Setting[float] = Setting(
     "LAYERKIT_GUARD_STALE_SECONDS", None, None,
     lambda env: 60.0, _positive_seconds,
@@ -110,8 +114,8 @@ OSV_URL: Setting[str] = Setting(
 )
 
 SETTINGS: tuple[Setting[Any], ...] = (
-    CACHE_DIR, REGISTRY, INDEX_STRATEGY, REQUIRE_BYTECODE, S3_BUCKET, GUARD_STALE_SECONDS,
-    OWNER_TAGS, OSV_URL,
+    CACHE_DIR, REGISTRY, INDEX_STRATEGY, REQUIRE_BYTECODE, S3_BUCKET, ALIGN_VERSIONS,
+    GUARD_STALE_SECONDS, OWNER_TAGS, OSV_URL,
 )  # fmt: skip
 
 

@@ -16,7 +16,7 @@ from layerkit.builder.context import Context
 from layerkit.builder.pipeline import build_recipe
 from layerkit.recipe import PublishSettings, recipes_named
 from layerkit.registry import Registry
-from layerkit.settings import GUARD_STALE_SECONDS, S3_BUCKET, resolve
+from layerkit.settings import ALIGN_VERSIONS, GUARD_STALE_SECONDS, S3_BUCKET, resolve
 
 
 def build_and_publish(
@@ -32,6 +32,7 @@ def build_and_publish(
     create_bucket: bool,
     registry: Registry,
     direct_limit: int,
+    align_versions: bool = False,
 ) -> Run:
     """`layerkit publish`: ZIPs as they are, and recipes built first with --locked (a
     publish never resolves anew); every layer then published with its recipe's settings."""
@@ -44,8 +45,12 @@ def build_and_publish(
             for artifact in build_recipe(recipe, ctx, out_dir, locked=True):
                 work.append((layer_from_zip(artifact.path), recipe.publish))
     work = [
-        (layer, replace(settings, s3_bucket=resolve(
-            S3_BUCKET, ctx.env, flag=s3_bucket, recipe=settings.s3_bucket)))
+        (layer, replace(
+            settings,
+            s3_bucket=resolve(S3_BUCKET, ctx.env, flag=s3_bucket, recipe=settings.s3_bucket),
+            align_versions=resolve(ALIGN_VERSIONS, ctx.env, flag=align_versions or None,
+                                   recipe=settings.align_versions or None),
+        ))
         for layer, settings in work
     ]  # fmt: skip
     return run(

@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
 
@@ -28,7 +28,7 @@ from layerkit import quota
 from layerkit.account.clients import Clients
 from layerkit.account.gateways import Layers, Objects, Parameters
 from layerkit.account.guard import STALE_SECONDS, Guard
-from layerkit.account.model import LayerArn, LayerCode, account_of
+from layerkit.account.model import LayerArn, LayerCode, LayerVersion, account_of
 from layerkit.errors import AWSError, CredentialsError, LayerkitError, QuotaError, UserError
 from layerkit.files import open_zip, sha256_of
 from layerkit.layer.manifest import LayerManifest
@@ -98,6 +98,10 @@ class Action:
     s3_location: tuple[str, str] | None
     grants: tuple[Grant, ...]
     parameter: str | None
+    newest: int = 0  # the region's newest version number of the layer, before publishing
+    target: int | None = None  # --align-versions: the number the new content must land as
+    fillers: int = 0  # --align-versions: versions published first to reach target - 1
+    note: str | None = None  # what alignment cannot do here
 
 
 class PublishStatus(str, Enum):
@@ -155,7 +159,8 @@ def plan(
     check_before_any_call(layer)
 
     def one(region: str) -> Action:
-        existing = _find_existing(layer, Region.of(clients, region))
+        listed = Region.of(clients, region).layers.versions(layer.name)
+        existing = _with_content(layer, listed)
         route, s3_location = None, None
         if existing is None:
             route = "direct" if layer.zipped <= direct_limit else "s3"
@@ -172,21 +177,71 @@ def plan(
         parameter = settings.parameter.format(layer=layer.name) if settings.parameter else None
         return Action(
             region, layer.name, existing is None, existing, route, s3_location,
-            tuple(grants(settings)), parameter,
+            tuple(grants(settings)), parameter, max((v.arn.version for v in listed), default=0),
         )  # fmt: skip
 
     with ThreadPoolExecutor(max_workers=max(1, len(regions))) as pool:
-        return list(pool.map(one, regions))
+        actions = list(pool.map(one, regions))
+    return aligned(layer, actions) if settings.align_versions else actions
+
+
+MAX_FILLERS = 50  # versions published in one run to align the numbers (Powertools' bound)
+
+
+def aligned(layer: Layer, actions: list[Action]) -> list[Action]:
+    """--align-versions: the number the new content lands as in every region, and how many
+    filler versions (the same content) each region behind needs first.
+
+    The number is the one the content already has where it is published, else one above
+    the highest region's newest. A region already past it cannot be brought back: it is
+    published as usual and said so. As Powertools' partition balancer does, at most
+    MAX_FILLERS fillers are published in one run."""
+    publishing = [a for a in actions if a.publish]
+    if not publishing:
+        return actions
+    already = sorted({LayerArn.parse(a.existing_arn).version for a in actions if a.existing_arn})
+    target = already[-1] if already else max(a.newest for a in publishing) + 1
+    planned = []
+    for a in actions:
+        if not a.publish:
+            note = None
+            if a.existing_arn and LayerArn.parse(a.existing_arn).version != target:
+                note = f"has this content as {a.existing_arn}: a published version cannot move"
+            planned.append(replace(a, note=note))
+        elif a.newest >= target:
+            note = (
+                f"ahead: its newest version is {a.newest}, past {target}; it cannot be "
+                "brought back, so this content lands there with another number"
+            )
+            planned.append(replace(a, note=note))
+        else:
+            planned.append(replace(a, target=target, fillers=target - 1 - a.newest))
+    total = sum(a.fillers for a in planned)
+    if total > MAX_FILLERS:
+        spread = ", ".join(f"{a.region}: {a.fillers}" for a in planned if a.fillers)
+        raise UserError(
+            f"{layer.name}: aligning the version numbers at {target} would publish {total} "
+            f"filler versions ({spread}), over {MAX_FILLERS} in one run. Run without "
+            "--align-versions, or align the regions in steps; nothing was published."
+        )
+    return planned
+
+
+def filler_description(layer: Layer) -> str:
+    """A filler carries the content marker (so sync, audit and prune know it as
+    layerkit's), changed so that publish never takes it for the content itself."""
+    return f"layerkit filler: aligns version numbers across regions {layer.marker[:-1]}:filler]"
+
+
+def _with_content(layer: Layer, listed: list[LayerVersion]) -> str | None:
+    """The newest version of the layer in a listing that holds this content."""
+    found = [v.arn for v in listed if v.description.endswith(layer.marker)]
+    return str(max(found)) if found else None
 
 
 def _find_existing(layer: Layer, region: Region) -> str | None:
     """The newest version of the layer in the region with this content, from one listing."""
-    found = [
-        version.arn
-        for version in region.layers.versions(layer.name)
-        if version.description.endswith(layer.marker)
-    ]
-    return str(max(found)) if found else None
+    return _with_content(layer, region.layers.versions(layer.name))
 
 
 def execute(
@@ -298,12 +353,59 @@ def _publish_guarded(
                 f"{region}: another job took over the publish guard of {layer.name} while "
                 "this one was stalled; it publishes the version, this job does not."
             )
+        if action.target is not None:
+            _fill(layer, action.target, gateways, content, outcome, go_on)
         arn = gateways.layers.publish(
             layer.name, layer.full_description, content, layer.runtimes, layer.architectures,
             layer.license,
         )  # fmt: skip
         outcome.status = PublishStatus.published
+        if action.target is not None:
+            _check_aligned(layer, arn, action.target, gateways)
         return str(arn)
+
+
+def _fill(
+    layer: Layer,
+    target: int,
+    gateways: Region,
+    content: LayerCode,
+    outcome: Outcome,
+    go_on: Callable[[], None],
+) -> None:
+    """Publish the same content as fillers until the region's newest is target - 1. Before
+    each, the newest must be the one before it; after each, the number and CodeSha256
+    must be the expected ones: anything else is another publisher, and the region stops."""
+    while True:
+        newest = max((v.arn.version for v in gateways.layers.versions(layer.name)), default=0)
+        if newest == target - 1:
+            return
+        if newest >= target:
+            raise AWSError(
+                f"{gateways.name}: {layer.name} reached version {newest} while aligning at "
+                f"{target}: another publish came in between. Nothing more was published; "
+                "run again to align at a new number."
+            )
+        go_on()
+        arn = gateways.layers.publish(
+            layer.name, filler_description(layer), content, layer.runtimes,
+            layer.architectures, layer.license,
+        )  # fmt: skip
+        _check_aligned(layer, arn, newest + 1, gateways)
+        outcome.notes.append(f"filler {arn}")
+
+
+def _check_aligned(layer: Layer, arn: LayerArn, expected: int, gateways: Region) -> None:
+    if arn.version != expected:
+        raise AWSError(
+            f"{gateways.name}: {layer.name} was published as version {arn.version}, not "
+            f"{expected}: another publish came in between. Run again to align at a new number."
+        )
+    sha256 = gateways.layers.content(arn).sha256
+    if sha256 != layer.sha256:
+        raise AWSError(
+            f"{gateways.name}: {arn} has CodeSha256 {sha256}, not the ZIP's {layer.sha256}."
+        )
 
 
 def _check_account(layer: Layer, gateways: Region) -> None:

@@ -205,6 +205,14 @@ def publish(
     create_bucket: opt.CreateBucket = False,
     direct_upload_limit: opt.DirectUploadLimit = DIRECT_UPLOAD_LIMIT,
     require_bytecode: opt.RequireBytecode = False,
+    align_versions: Annotated[
+        bool,
+        typer.Option(
+            "--align-versions",
+            help="Publish the same content as fillers in regions behind, so that the new "
+            "version has one number everywhere (or [publish] align-versions = true).",
+        ),
+    ] = False,
     registry_path: opt.RegistryPath = None,
     as_json: opt.AsJson = False,
 ) -> None:
@@ -220,6 +228,7 @@ def publish(
             clients=Clients(profile=profile), regions=region, s3_bucket=s3_bucket,
             dry_run=dry_run, create_bucket=create_bucket,
             registry=Registry(_registry_path(registry_path)), direct_limit=direct_upload_limit,
+            align_versions=align_versions,
         )  # fmt: skip
     render.published(done, dry_run, as_json)
     if done.failed:

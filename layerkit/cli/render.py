@@ -222,7 +222,9 @@ def action_json(a: Action) -> dict[str, Any]:
         "s3": "s3://{}/{}".format(*a.s3_location) if a.s3_location else None,
         "grants": [g.statement_id for g in a.grants],
         "parameter": a.parameter,
-    }
+        **({"newest": a.newest, "target": a.target, "fillers": a.fillers, "note": a.note}
+           if a.target is not None or a.note else {}),
+    }  # fmt: skip
 
 
 def published(done: Run, dry_run: bool, as_json: bool) -> None:
@@ -235,14 +237,19 @@ def published(done: Run, dry_run: bool, as_json: bool) -> None:
             how = f" via {a.route}" if a.route else f" ({a.existing_arn})"
             grants = ", ".join(g.statement_id for g in a.grants) or "none"
             verb = "publish" if a.publish else "unchanged"
+            if a.target is not None:
+                verb += f" as version {a.target} after {a.fillers} fillers (newest: {a.newest})"
+            note = f"; {a.note}" if a.note else ""
             line(f"{a.region}: {a.layer}: {verb}{how}; grants: {grants}; "
-                 f"parameter: {a.parameter or 'none'}")  # fmt: skip
+                 f"parameter: {a.parameter or 'none'}{note}")  # fmt: skip
     elif as_json:
         print_json({"outcomes": jsonable(done.outcomes), "api_calls": done.api_calls})
     else:
         for o in done.outcomes:
             shown = o.error if o.status == "failed" else o.arn
-            line(f"{o.region}: {o.layer}: {o.status.value}: {shown}")
+            fillers = sum(n.startswith("filler ") for n in o.notes)
+            after = f" (after {fillers} filler versions)" if fillers else ""
+            line(f"{o.region}: {o.layer}: {o.status.value}: {shown}{after}")
 
 
 def versions(found: list[Version], as_json: bool = False) -> None:
