@@ -215,3 +215,43 @@ def test_the_pre_commit_hook_fails_on_a_stale_lock(tmp_path: Path) -> None:
     assert "Failed" in stale.stdout
     assert "http.python3.12-x86_64.lock.txt is stale" in stale.stdout
     assert "Run `layerkit lock http`" in stale.stdout
+
+
+def test_the_bump_hook_fails_on_a_template_behind(tmp_path: Path, aws: dict[str, str]) -> None:
+    from tests.fleet import client, zipped
+
+    lam = client(aws, "lambda", "eu-west-1")
+    for _ in range(2):
+        lam.publish_layer_version(LayerName="deps", Content={"ZipFile": zipped()})
+    repo = tmp_path / "team"
+    repo.mkdir()
+    template = repo / "template.yaml"
+    template.write_text(
+        "Resources:\n  Fn:\n    Properties:\n      Layers:\n"
+        "        - arn:aws:lambda:eu-west-1:123456789012:layer:deps:1\n"
+    )
+    env = {
+        **os.environ, **aws, "PRE_COMMIT_HOME": str(tmp_path / "pre-commit"),
+        "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
+        "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com",
+    }  # fmt: skip
+    git(repo, "init", "-q")
+    git(repo, "add", ".")
+
+    def hook() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "pre_commit", "try-repo", str(REPO), "layerkit-bump-check",
+             "--all-files"],
+            cwd=repo, env=env, capture_output=True, text=True, check=False,
+        )  # fmt: skip
+
+    behind = hook()
+    assert behind.returncode == 1, behind.stdout + behind.stderr
+    assert "Failed" in behind.stdout and "1 → 2" in behind.stdout
+    assert "deps:1" in template.read_text()  # --check changes nothing
+
+    layerkit("bump", cwd=repo, env=aws)
+    git(repo, "add", ".")
+    current = hook()
+    assert current.returncode == 0, current.stdout + current.stderr
+    assert "Passed" in current.stdout
