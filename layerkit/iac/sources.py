@@ -3,7 +3,8 @@
 In a git checkout, git itself lists the files (`git ls-files --cached --others
 --exclude-standard`), so whatever `.gitignore` ignores is left out exactly as git leaves it
 out; elsewhere the tree is walked. Either way the trees tools generate or vendor are never
-read (`node_modules`, `cdk.out`, `.aws-sam`, `.terraform`, virtual environments…), and
+read (`node_modules`, `cdk.out`, `.aws-sam`, `.terraform`, virtual environments…), nor
+Terraform's state files, and
 symbolic links are never followed: one inside the paths points at a file that is read
 under its own name, and one out of them (or broken, or a loop) is reported.
 
@@ -27,6 +28,9 @@ GENERATED = frozenset({
     ".venv", "venv", "__pycache__", ".tox", ".nox", ".mypy_cache", ".ruff_cache",
     ".pytest_cache",
 })  # fmt: skip
+# Files tools write, not sources: Terraform's state records what was applied, and a bump
+# there would make Terraform believe the account already has the new layer.
+GENERATED_FILES = (".tfstate", ".tfstate.backup")
 
 
 @dataclass(frozen=True)
@@ -50,7 +54,9 @@ class Sources:
 
 
 def _generated(relative: Path) -> bool:
-    return any(part in GENERATED for part in relative.parts[:-1])
+    return relative.name.endswith(GENERATED_FILES) or any(
+        part in GENERATED for part in relative.parts[:-1]
+    )
 
 
 def _listed_by_git(root: Path) -> list[Path] | None:
@@ -74,7 +80,8 @@ def _walked(root: Path) -> Iterator[Path]:
             if d not in GENERATED and not os.path.exists(os.path.join(folder, d, "pyvenv.cfg"))
         )  # fmt: skip
         for name in sorted(names):
-            yield Path(folder, name)
+            if not name.endswith(GENERATED_FILES):
+                yield Path(folder, name)
         for d in dirs:
             if os.path.islink(os.path.join(folder, d)):
                 yield Path(folder, d)  # reported below, not followed

@@ -110,6 +110,8 @@ def test_generated_vendored_and_ignored_trees_are_never_read(tmp_path: Path) -> 
         (tmp_path / folder).mkdir(parents=True)
         (tmp_path / folder / "t.yaml").write_text(arn)
     (tmp_path / "env" / "pyvenv.cfg").write_text("home = /usr\n")
+    for state in ("terraform.tfstate", "terraform.tfstate.backup"):  # what was applied
+        (tmp_path / "infra" / state).write_text(arn)
     (tmp_path / ".gitignore").write_text("ignored/\n")
 
     walked = sorted(s.path.relative_to(tmp_path).as_posix() for s in collect([tmp_path]).read)
