@@ -93,12 +93,17 @@ def _inside(path: Path, roots: list[Path]) -> bool:
 
 def collect(paths: list[Path]) -> Sources:
     """Every file under the paths that may hold a layer ARN, and what could not be read."""
-    missing = [p for p in paths if not p.exists() and not p.is_symlink()]
-    if missing:
-        raise UserError(
-            f"{missing[0]} does not exist. Give files or folders that hold your templates "
-            "(`layerkit bump infra/ template.yaml`), or none for the current folder."
-        )
+    for given in paths:
+        if given.is_symlink() and not given.exists():
+            raise UserError(
+                f"{given} is a broken symbolic link, or a loop: give the folder or file it "
+                "should point at."
+            )
+        if not given.exists():
+            raise UserError(
+                f"{given} does not exist. Give files or folders that hold your templates "
+                "(`layerkit bump infra/ template.yaml`), or none for the current folder."
+            )
     roots = [p.resolve() for p in paths]
     found = Sources([], [], 0)
     seen: set[Path] = set()

@@ -24,6 +24,8 @@ def bad(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("bad")
     (root / "recipes").mkdir()
     (root / "recipes" / "folder.toml").mkdir()
+    (root / "template.yaml").write_text("- arn:aws:lambda:eu-west-1:123456789012:layer:x:1\n")
+    (root / "loop").symlink_to(root / "loop")
     (root / "recipes" / "empty.toml").write_bytes(b"")
     (root / "recipes" / "binary.toml").write_bytes(bytes(range(256)) * 4)
     (root / "recipes" / "utf16.toml").write_bytes(RECIPE.encode("utf-16"))
@@ -82,6 +84,10 @@ CASES = [
     ("rollout-no-credentials", ["rollout", "x", "--region", "eu-west-1"], NO_AWS),
     ("prune-no-credentials", ["prune", "x", "--region", "eu-west-1"], NO_AWS),
     ("sync-no-credentials", ["registry", "sync", "--region", "eu-west-1"], NO_AWS),
+    ("bump-missing-path", ["bump", "no/such/infra"], {}),
+    ("bump-symlink-loop", ["bump", "loop"], {}),
+    ("bump-no-credentials", ["bump", "template.yaml"], NO_AWS),
+    ("bump-to-not-a-number", ["bump", "template.yaml", "--to", "latest"], {}),
 ]  # fmt: skip
 
 

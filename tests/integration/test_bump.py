@@ -263,3 +263,61 @@ def test_another_accounts_layer_is_probed_not_listed() -> None:
     for start in range(1, 40):
         assert probe(lambda a: a.version in available, arn.at(start)) == 39
     assert probe(lambda a: False, arn) is None
+
+
+def test_another_accounts_version_not_shared_is_unknown_not_guessed() -> None:
+    clients = Clients()
+    arn = LayerArn("eu-west-1", "210987654321", "internal-deps", 3)
+    with Stubber(clients.client("lambda", "eu-west-1")) as stub:
+        stub.add_client_error("get_layer_version_by_arn", "AccessDeniedException",
+                              http_status_code=403, expected_params={"Arn": str(arn)})  # fmt: skip
+        answer = Newest(clients, ACCOUNT).answer(Question("eu-west-1", arn.account, arn.layer, 3))
+    assert answer.newest is None
+    assert "not available to these credentials (deleted, or not shared with you)" in str(answer.why)
+
+
+def test_every_partition_and_the_diff(aws: dict[str, str], tmp_path: Path) -> None:
+    publish(aws, "gov", "us-gov-west-1", 2)
+    publish(aws, "cn", "cn-north-1", 3)
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "gov.tf").write_text(
+        'layers = ["arn:aws-us-gov:lambda:us-gov-west-1:123456789012:layer:gov:1"]\n'
+    )
+    (repo / "cn.yaml").write_text(
+        "Layers:\n  - !Sub arn:${AWS::Partition}:lambda:cn-north-1:${AWS::AccountId}:layer:cn:1\n"
+    )
+    check = layerkit("bump", "--check", "--diff", cwd=repo, env=aws, check=False)
+    assert check.returncode == 7
+    assert '-layers = ["arn:aws-us-gov:lambda:us-gov-west-1:123456789012:layer:gov:1"]' in (
+        check.stdout
+    )
+    assert '+layers = ["arn:aws-us-gov:lambda:us-gov-west-1:123456789012:layer:gov:2"]' in (
+        check.stdout
+    )
+    assert "+  - !Sub arn:${AWS::Partition}:lambda:cn-north-1:${AWS::AccountId}:layer:cn:3" in (
+        check.stdout
+    )
+    layerkit("bump", cwd=repo, env=aws)
+    assert "layer:gov:2" in (repo / "gov.tf").read_text()
+    assert "layer:cn:3" in (repo / "cn.yaml").read_text()
+
+
+def test_a_file_that_cannot_be_rewritten_is_named_and_left(
+    aws: dict[str, str], tmp_path: Path
+) -> None:
+    publish(aws, "deps", "eu-west-1", 2)
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    arn = b"arn:aws:lambda:eu-west-1:123456789012:layer:deps:1\n"
+    (repo / "ok.yaml").write_bytes(arn)
+    (repo / "latin1.yaml").write_bytes(b"# caf\xe9\n" + arn)
+    (repo / "layer.zip").write_bytes(b"PK\x03\x04\0\0" + arn)
+    done = layerkit("bump", "--json", cwd=repo, env=aws, check=False)
+    assert done.returncode == 7
+    rows = {Path(b["file"]).name: b for b in json.loads(done.stdout)}
+    assert rows["ok.yaml"]["status"] == "bumped"
+    assert rows["latin1.yaml"]["status"] == "skipped" and "not UTF-8" in rows["latin1.yaml"]["why"]
+    assert rows["layer.zip"]["status"] == "skipped" and "binary" in rows["layer.zip"]["why"]
+    assert (repo / "latin1.yaml").read_bytes() == b"# caf\xe9\n" + arn
+    assert (repo / "layer.zip").read_bytes() == b"PK\x03\x04\0\0" + arn

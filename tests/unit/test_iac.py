@@ -155,3 +155,5 @@ def test_links_are_not_followed_and_bad_files_are_reported(tmp_path: Path) -> No
 
     with pytest.raises(UserError, match="nowhere does not exist"):
         collect([tmp_path / "nowhere"])
+    with pytest.raises(UserError, match="loop is a broken symbolic link, or a loop"):
+        collect([tree / "loop"])
