@@ -321,3 +321,27 @@ def test_a_file_that_cannot_be_rewritten_is_named_and_left(
     assert rows["layer.zip"]["status"] == "skipped" and "binary" in rows["layer.zip"]["why"]
     assert (repo / "latin1.yaml").read_bytes() == b"# caf\xe9\n" + arn
     assert (repo / "layer.zip").read_bytes() == b"PK\x03\x04\0\0" + arn
+
+
+def test_placeholder_regions_come_from_where_the_registry_saw_the_layer_published(
+    aws: dict[str, str], project: Path
+) -> None:
+    from tests.integration.test_publish import files_recipe
+    from tests.integration.test_publish import publish as publish_recipe
+
+    files_recipe(project, '{"a": 1}')  # conf, published to eu-west-1 and us-east-1
+    publish_recipe(project, aws)
+    (project / "recipes" / "settings.json").write_text('{"a": 2}')
+    layerkit("lock", "conf", cwd=project)
+    publish_recipe(project, aws)  # conf:2 in both; the registry records where
+    publish(aws, "other", "eu-west-1", 2)
+    template = project / "template.yaml"
+    template.write_text(
+        "Layers:\n"
+        "  - !Sub arn:aws:lambda:${AWS::Region}:${AWS::AccountId}:layer:conf:1\n"
+        "  - arn:aws:lambda:eu-west-1:123456789012:layer:other:1\n"
+    )
+    done = layerkit("bump", "template.yaml", "--layer", "conf", "--json", cwd=project, env=aws)
+    [row] = json.loads(done.stdout)  # --layer: the other layer is not looked at
+    assert (row["layer"], row["regions"], row["to"]) == ("conf", ["eu-west-1", "us-east-1"], 2)
+    assert template.read_text().count(":1\n") == 1  # other:1 left as it was
