@@ -19,7 +19,7 @@ import os
 import re
 import urllib.parse
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -149,6 +149,8 @@ class PackageIndex:
     """Reads a PEP 503/691 simple index (https:// or file://) through the one HTTP client."""
 
     settings: IndexSettings
+    # project -> the page it was taken from, with first-index: what an error names
+    pages: dict[str, str] = field(default_factory=dict)
 
     @cached_property
     def http(self) -> Client:
@@ -189,6 +191,7 @@ class PackageIndex:
                     "package index page (PEP 503 HTML or PEP 691 JSON). Check the index URL."
                 ) from None
             if self.settings.strategy == "first-index":
+                self.pages[name] = page
                 return listed
             seen = {f.filename for f in found}
             found += [f for f in listed if f.filename not in seen]
@@ -198,6 +201,11 @@ class PackageIndex:
             f"No index has a project named {project!r} "
             f"(searched {', '.join(redact(u) for u in self.settings.urls)})."
         )
+
+    def page_of(self, project: str) -> str | None:
+        """The page a project's files came from (first-index: the first index that has
+        it), once `files` has read it."""
+        return self.pages.get(canonicalize_name(project))
 
     def download(self, file: IndexFile, expected_sha256: str, dest: Path) -> None:
         """Fetch a file into dest, refusing it unless its SHA-256 is the expected one."""

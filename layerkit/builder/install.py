@@ -128,7 +128,8 @@ def fetch(
         files = index.files(dist.name)
         chosen = pick(files, dist, target, no_binary)
         if chosen is None or chosen.sha256 is None:
-            choose_wheel(files, dist, target)  # raises the error that says why
+            # raises the error that says why
+            choose_wheel(files, dist, target, index.page_of(dist.name))
             raise AssertionError("unreachable: choose_wheel found what pick did not")
         path = cache.verified(chosen.sha256)
         if path is None:

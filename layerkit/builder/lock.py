@@ -21,7 +21,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from packaging.utils import (
+    InvalidSdistFilename,
     InvalidWheelFilename,
+    parse_sdist_filename,
     parse_wheel_filename,
 )
 from packaging.version import Version
@@ -38,6 +40,7 @@ from layerkit.errors import (
     ToolError,
 )
 from layerkit.recipe import Recipe
+from layerkit.redaction import redact
 from layerkit.runner import run
 from layerkit.targets import Target
 
@@ -64,12 +67,37 @@ def best_wheel(
     return min(ranked, key=lambda r: (r[0], r[1]))[2] if ranked else None
 
 
-def choose_wheel(files: list[IndexFile], dist: LockedDist, target: Target) -> IndexFile:
-    """The wheel a locked distribution installs for a target, or the error saying why not."""
+def _version_of(filename: str) -> Version | None:
+    try:
+        if filename.endswith(".whl"):
+            return parse_wheel_filename(filename)[1]
+        return parse_sdist_filename(filename)[1]
+    except (InvalidWheelFilename, InvalidSdistFilename):
+        return None
+
+
+def choose_wheel(
+    files: list[IndexFile], dist: LockedDist, target: Target, page: str | None = None
+) -> IndexFile:
+    """The wheel a locked distribution installs for a target, or the error saying why not.
+    page: the index page the files came from, when the first index that has a project
+    is the only one asked."""
     chosen = best_wheel(files, dist.version, set(dist.hashes), target)
     if chosen is not None:
         return chosen
     matching = [f.filename for f in files if f.sha256 in dist.hashes]
+    if not matching and page and Version(dist.version) not in map(_version_of, [
+        f.filename for f in files
+    ]):  # fmt: skip
+        raise PackageIndexError(
+            f"{redact(page)} has {dist.name}, but not version {dist.version}, which the "
+            f"{target.id} lock pins. The lock is right; the order of the indexes is the "
+            "cause: layerkit takes each project from the first index that has it (the extra "
+            "indexes first, then the index, as uv does), which guards against dependency "
+            "confusion. If every index is trusted, pass --index-strategy unsafe-best-match "
+            "(or set LAYERKIT_INDEX_STRATEGY=unsafe-best-match); otherwise remove the partial "
+            "mirror from pip's extra-index-url."
+        )
     if not matching:
         raise IntegrityError(
             f"None of the files the index has for {dist.name}=={dist.version} match the "
@@ -141,7 +169,7 @@ def resolve(
         listings = list(pool.map(lambda d: index.files(d.name), resolved.dists))
     dists = []
     for dist, files in zip(resolved.dists, listings, strict=True):
-        chosen = choose_wheel(files, dist, target)
+        chosen = choose_wheel(files, dist, target, index.page_of(dist.name))
         assert chosen.sha256 is not None  # best_wheel only returns hashed files
         via = _cited(dist.via, source)
         dists.append(LockedDist(dist.name, dist.version, (chosen.sha256,), via))

@@ -84,3 +84,23 @@ def test_unsafe_best_match_takes_the_version_from_any_index(project: Path, mirro
     bad = layerkit("build", "mirrored", cwd=project,
                    env={**env, "LAYERKIT_INDEX_STRATEGY": "best"}, check=False)  # fmt: skip
     assert bad.returncode == 2 and "LAYERKIT_INDEX_STRATEGY='best'" in bad.stderr
+
+
+def test_a_committed_lock_built_through_a_partial_mirror_names_the_mirror(
+    project: Path, mirror: Path, tmp_path: Path
+) -> None:
+    """The lock was made from PyPI (six 1.17.0); a machine whose pip configuration adds a
+    mirror with six 1.15.0 only builds it: the lock is right, the index order is not."""
+    write_recipe(project, "mirrored", RECIPE)
+    layerkit("lock", "mirrored", cwd=project)  # PyPI only
+    cold = {"PIP_CONFIG_FILE": str(mirror), "LAYERKIT_CACHE_DIR": str(tmp_path / "cold")}
+    refused = layerkit("build", "mirrored", "--locked", cwd=project, env=cold, check=False)
+    assert refused.returncode == 5, refused.stderr
+    message = refused.stderr
+    assert "/simple/six/ has six, but not version 1.17.0" in message
+    assert "The lock is right" in message and "first index that has it" in message
+    assert "--index-strategy unsafe-best-match" in message
+    assert "The lock was edited" not in message  # the old, wrong explanation
+    built = layerkit("build", "mirrored", "--locked", "--index-strategy", "unsafe-best-match",
+                     cwd=project, env=cold)  # fmt: skip
+    assert "built" in built.stdout
