@@ -60,6 +60,17 @@ _UV_GLIBC_LEVELS = (17, 28, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40)
 RUNTIME_PROVIDED = frozenset(
     {"boto3", "botocore", "s3transfer", "jmespath", "urllib3", "python-dateutil", "six"}
 )
+# What the runtime's botocore requires of the packages it shares with a layer (botocore's
+# setup.cfg, the same since 1.31.62, older than the botocore of every runtime in the table).
+# A layer that ships one of them in these ranges is imported by the runtime's botocore
+# safely. s3transfer moves with boto3's own version: shipped without boto3, it always warns.
+BOTOCORE_ACCEPTS = {
+    "urllib3": ">=1.25.4,!=2.2.0,<3",
+    "jmespath": ">=0.7.1,<2.0.0",
+    "python-dateutil": ">=2.1,<3.0.0",
+    "six": ">=1.5",  # python-dateutil's
+}
+BOTOCORE_ACCEPTS_BEFORE_3_10 = {**BOTOCORE_ACCEPTS, "urllib3": ">=1.25.4,<1.27"}
 
 
 @dataclass(frozen=True)

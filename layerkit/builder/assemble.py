@@ -73,8 +73,13 @@ def assemble(job: Job, ctx: Context, dest: Path) -> Summary:
     chosen, compilers = job.chosen, job.compilers
     plan = [(t, d) for t in group.targets for d in shipped(locks[t.id].lock, recipe.exclude)]
     on_host = [(t, d) for t, d in plan if not chosen[t.id].builds_sdists]
-    warning = runtime_overlap_warning({d.key for _, d in plan})
-    if warning:
+    warnings = {
+        runtime_overlap_warning(
+            {d.key: d.version for t, d in plan if t.runtime.python_version == python}, python
+        )
+        for python in group.pythons
+    }
+    for warning in sorted(w for w in warnings if w):
         log.warning("%s: %s", group.artifact, warning)
 
     def progress(done: int, total: int) -> None:

@@ -29,7 +29,12 @@ from layerkit.errors import IntegrityError
 from layerkit.files import sha256_of
 from layerkit.layer.metadata import parse_metadata
 from layerkit.recipe import Slim
-from layerkit.targets import RUNTIME_PROVIDED, Target
+from layerkit.targets import (
+    BOTOCORE_ACCEPTS,
+    BOTOCORE_ACCEPTS_BEFORE_3_10,
+    RUNTIME_PROVIDED,
+    Target,
+)
 
 log = logging.getLogger("layerkit")
 
@@ -55,17 +60,37 @@ class Installed:
         return bool(self.sdist)
 
 
-def runtime_overlap_warning(names: set[str]) -> str | None:
-    """Shipping part of the runtime's boto3 stack makes the runtime's copy import ours."""
-    partial = names & RUNTIME_PROVIDED
+def runtime_overlap_warning(shipped: dict[str, str], python: str) -> str | None:
+    """Shipping part of the runtime's boto3 stack makes the runtime's botocore import our
+    copies: a warning when one of them is outside what botocore accepts. shipped: the
+    layer's distributions (canonical name -> version) for one Python version."""
+    from packaging.specifiers import SpecifierSet
+
+    partial = shipped.keys() & RUNTIME_PROVIDED
     if not partial or partial == RUNTIME_PROVIDED:
         return None
-    missing = sorted(RUNTIME_PROVIDED - partial)
+    accepts = (
+        BOTOCORE_ACCEPTS_BEFORE_3_10
+        if tuple(map(int, python.split("."))) < (3, 10)
+        else BOTOCORE_ACCEPTS
+    )
+    risky = sorted(
+        name
+        for name in partial
+        if name not in accepts or shipped[name] not in SpecifierSet(accepts[name])
+    )
+    if not risky:
+        return None
+    shown = ", ".join(
+        f"{name} {shipped[name]}"
+        + (f" (botocore accepts {accepts[name]})" if name in accepts else "")
+        for name in risky
+    )
     return (
-        f"the layer ships {', '.join(sorted(partial))} but not {', '.join(missing)}: "
-        "layers come before the runtime on sys.path, so the runtime's boto3/botocore will "
-        "import the layer's copies. Pin versions botocore accepts, add boto3 to the layer, "
-        "or exclude these too (`exclude-runtime-provided = true`)."
+        f"for Python {python} the layer ships {shown} without boto3 and botocore: layers "
+        "come before the runtime on sys.path, so the runtime's botocore will import the "
+        "layer's copies. Pin versions botocore accepts, add boto3 to the layer, or leave "
+        "them to the runtime (`exclude-runtime-provided = true`)."
     )
 
 

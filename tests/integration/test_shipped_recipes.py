@@ -147,3 +147,13 @@ def test_a_second_build_rebuilds_nothing(built: dict[str, Any]) -> None:
     assert {a["status"] for a in again} == {"unchanged"}
     assert {p: p.stat().st_mtime_ns for p in (project / "dist").glob("*.zip")} == before
     assert {a["sha256"] for a in again} == {a["sha256"] for a in built["artifacts"].values()}
+
+
+def test_the_shipped_recipes_build_clean(built: dict[str, Any], tmp_path: Path) -> None:
+    """No warning about the examples themselves: the README's first command, on the
+    committed locks, and every shipped recipe freshly locked."""
+    warnings = [line for line in built["stderr"].splitlines() if line.startswith("warning:")]
+    assert warnings == []
+    shutil.copytree(RECIPES, tmp_path / "recipes")  # with the committed locks
+    quick_start = layerkit("build", "http-client", cwd=tmp_path)
+    assert "warning" not in quick_start.stderr, quick_start.stderr

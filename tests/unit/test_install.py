@@ -8,6 +8,7 @@ from layerkit.builder.install import install, runtime_overlap_warning
 from layerkit.builder.lockfile import Lock, LockedDist, shipped
 from layerkit.errors import IntegrityError
 from layerkit.recipe import Slim
+from layerkit.targets import RUNTIME_PROVIDED
 from tests.wheels import make_wheel
 
 
@@ -51,13 +52,20 @@ def test_an_explicitly_excluded_package_is_dropped_even_when_others_need_it() ->
     assert "urllib3" not in names(shipped(LOCK, frozenset({"urllib3"})))
 
 
-def test_shipping_part_of_the_runtime_stack_warns_and_all_or_none_does_not() -> None:
-    warning = runtime_overlap_warning({"requests", "urllib3"})
-    assert warning is not None
-    assert "ships urllib3 but not boto3, botocore" in warning
-    everything = {"boto3", "botocore", "s3transfer", "jmespath", "urllib3", "python-dateutil"}
-    assert runtime_overlap_warning(everything | {"six"}) is None
-    assert runtime_overlap_warning({"requests", "idna"}) is None
+def test_shipping_part_of_the_runtime_stack_warns_only_outside_what_botocore_accepts() -> None:
+    # requests' urllib3 2.x: botocore accepts it on Python 3.10 and later
+    assert runtime_overlap_warning({"requests": "2.32.3", "urllib3": "2.5.0"}, "3.12") is None
+    # not 2.2.0, which botocore excludes, nor anything past 1.26 on Python 3.9
+    excluded = runtime_overlap_warning({"requests": "2.32.3", "urllib3": "2.2.0"}, "3.12")
+    assert excluded is not None
+    assert "ships urllib3 2.2.0 (botocore accepts >=1.25.4,!=2.2.0,<3)" in excluded
+    old = runtime_overlap_warning({"urllib3": "2.5.0"}, "3.9")
+    assert old is not None and "botocore accepts >=1.25.4,<1.27" in old
+    # s3transfer moves with boto3: without boto3 it always warns
+    assert runtime_overlap_warning({"s3transfer": "0.10.0"}, "3.12") is not None
+    everything = dict.fromkeys(RUNTIME_PROVIDED, "1.0")
+    assert runtime_overlap_warning(everything, "3.12") is None
+    assert runtime_overlap_warning({"requests": "2.32.3", "idna": "3.7"}, "3.12") is None
 
 
 def test_install_maps_wheel_members_under_site_packages_and_slims_safely(tmp_path: Path) -> None:
