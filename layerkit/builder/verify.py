@@ -4,6 +4,11 @@ The layer is extracted at /opt inside the target's runtime image (or, with --nat
 an interpreter on this host that is the target's exact Python and architecture), and
 every top-level module of every distribution in its manifest is imported with Lambda's
 path order: the layer's site-packages, /opt/python, then the runtime's /var/runtime.
+
+Two things are told apart from a failure, in the verifying interpreter itself: a module
+that only needs a distribution its wheel requires under an extra ("needs extra"), and,
+for a layer that ships bytecode, whether any of its sources was compiled on import
+anyway (then the bytecode is not used where the layer runs, and verify fails).
 """
 
 from __future__ import annotations
@@ -31,10 +36,18 @@ from layerkit.targets import ARCHITECTURES, RUNTIMES, split_id
 RUNTIME_IMAGE = "public.ecr.aws/lambda/python:{python}-{arch}"
 
 # Runs in a fresh interpreter: imports the modules named in argv[1] (comma-separated) with
-# argv[2:] first on sys.path, and prints each outcome and the time they took together.
+# argv[2:] first on sys.path, and prints each outcome, the time they took together, and
+# every source file compiled meanwhile: a source is compiled only when no usable bytecode
+# was found for it (none shipped, a wrong magic number, a path it was not made for).
 IMPORT = """
-import importlib, json, sys, time
+import importlib, importlib.machinery, json, sys, time
 sys.path[:0] = sys.argv[2:]
+compiled = []
+compile_source = importlib.machinery.SourceFileLoader.source_to_code
+def recording(self, data, path, *args, **kwargs):
+    compiled.append(path)
+    return compile_source(self, data, path, *args, **kwargs)
+importlib.machinery.SourceFileLoader.source_to_code = recording
 outcomes = {}
 start = time.perf_counter()
 for module in sys.argv[1].split(","):
@@ -43,7 +56,7 @@ for module in sys.argv[1].split(","):
         outcomes[module] = "ok"
     except BaseException as exc:
         outcomes[module] = f"{type(exc).__name__}: {exc}"
-print(json.dumps([outcomes, time.perf_counter() - start]))
+print(json.dumps([outcomes, time.perf_counter() - start, compiled]))
 """
 
 # Each module alone, in a fresh interpreter: its cold import, as a function that imports
@@ -68,23 +81,31 @@ def cold(names):
         return json.loads(child.stdout.strip().splitlines()[-1])
     except (IndexError, ValueError):
         died = f"the interpreter died (exit {child.returncode}): {child.stderr[-300:]}"
-        return {name: died for name in names}, None
+        return {name: died for name in names}, None, []
 
-results, seconds = {}, {}
+results, seconds, compiled = {}, {}, set()
 for module in modules:
-    outcomes, took = cold([module])
+    outcomes, took, sources = cold([module])
     results.update(outcomes)
+    compiled.update(sources)
     if took is not None:
         seconds[module] = took
 total = cold(modules)[1] if modules else 0.0
 sys.path[:0] = path
+requires = {}
 for dist in dists:
     try:
         importlib.metadata.version(dist["name"])
+        requires[dist["name"]] = importlib.metadata.requires(dist["name"]) or []
     except Exception as exc:
         results[dist["name"] + " (metadata)"] = repr(exc)
-print("LAYERKIT-RESULTS " + json.dumps({"modules": results, "seconds": seconds, "total": total}))
+own = sorted(p[len(opt) + 1:] for p in compiled if p.startswith(opt + "/"))
+print("LAYERKIT-RESULTS " + json.dumps({"modules": results, "seconds": seconds, "total": total,
+                                        "compiled": own, "requires": requires}))
 """
+
+
+NEEDS_EXTRA = "needs extra"  # an outcome that is not a failure: see needs_extra
 
 
 @dataclass(frozen=True)
@@ -92,21 +113,86 @@ class TargetResult:
     zip: Path
     target: str
     where: str  # the image, or the host interpreter
-    modules: dict[str, str]  # module -> "ok" or the error
+    modules: dict[str, str]  # module -> "ok", "needs extra …", or the error
     seconds: dict[str, float]  # module -> its cold import, alone in a fresh interpreter
     total_seconds: float | None  # every module, one after the other in a fresh interpreter
+    bytecode: str | None = None  # the cache tag of the bytecode the layer ships, if any
+    compiled: tuple[str, ...] = ()  # the layer's sources compiled while importing (under /opt)
+
+    @property
+    def failed(self) -> dict[str, str]:
+        return {
+            module: outcome
+            for module, outcome in self.modules.items()
+            if outcome != "ok" and not outcome.startswith(NEEDS_EXTRA)
+        }
+
+    @property
+    def bytecode_unused(self) -> bool:
+        """The layer ships bytecode for this target, and its sources were compiled anyway."""
+        return self.bytecode is not None and bool(self.compiled)
 
     @property
     def ok(self) -> bool:
-        return all(outcome == "ok" for outcome in self.modules.values())
+        return not self.failed and not self.bytecode_unused
 
     def slowest(self, count: int = 5) -> list[tuple[str, float]]:
         return sorted(self.seconds.items(), key=lambda item: -item[1])[:count]
 
 
-def _result(zip_path: Path, target: str, where: str, output: str) -> TargetResult:
+def needs_extra(outcome: str, requires: dict[str, list[str]]) -> str | None:
+    """ "needs extra DIST[EXTRA] (REQUIREMENT)" when an import failed only because a
+    distribution missing from the layer is required under an extra: a wheel may ship a
+    top-level module for an optional integration, which works once its extra is installed.
+    requires: each distribution of the layer's Requires-Dist."""
+    import re
+
+    from packaging.requirements import InvalidRequirement, Requirement
+    from packaging.utils import canonicalize_name
+
+    missing = re.match(r"ModuleNotFoundError: No module named '([^'.]+)", outcome)
+    if missing is None:
+        return None
+    wanted = canonicalize_name(missing.group(1))
+    present = {canonicalize_name(name) for name in requires}
+    if wanted in present:
+        return None
+    for dist, lines in sorted(requires.items()):
+        extras: list[str] = []
+        needed = ""
+        for line in lines:
+            try:
+                requirement = Requirement(line)
+            except InvalidRequirement:
+                continue
+            marker = requirement.marker
+            if canonicalize_name(requirement.name) != wanted:
+                continue
+            if marker is None or marker.evaluate({"extra": ""}):
+                return None  # required without an extra: the layer is missing it
+            extras += re.findall(r'extra == "([^"]+)"', str(marker))
+            needed = needed or f"{requirement.name}{requirement.specifier}"
+        if extras:
+            # the extra named after what it brings first, then the others (`all`…)
+            extras.sort(key=lambda extra: (canonicalize_name(extra) != wanted, extra))
+            others = "".join(f" or [{extra}]" for extra in extras[1:])
+            return f"{NEEDS_EXTRA} {dist}[{extras[0]}]{others}: {needed}"
+    return None
+
+
+def _result(
+    zip_path: Path, target: str, where: str, output: str, bytecode: str | None
+) -> TargetResult:
     found = _parse(output)
-    return TargetResult(zip_path, target, where, found["modules"], found["seconds"], found["total"])
+    requires = found.get("requires", {})
+    modules = {
+        module: outcome if outcome == "ok" else needs_extra(outcome, requires) or outcome
+        for module, outcome in found["modules"].items()
+    }
+    return TargetResult(
+        zip_path, target, where, modules, found["seconds"], found["total"], bytecode,
+        tuple(found.get("compiled", ())),
+    )  # fmt: skip
 
 
 def _parse(output: str) -> dict[str, Any]:
@@ -146,9 +232,12 @@ def verify(
             for target_id in found.targets:
                 runtime_name, arch = split_id(target_id)
                 python = RUNTIMES[runtime_name].python_version
+                bytecode = found.targets[target_id].bytecode
                 if native:
                     results.append(
-                        _native(zip_path, opt, target_id, python, arch, layer_manifest, env)
+                        _native(
+                            zip_path, opt, target_id, python, arch, layer_manifest, env, bytecode
+                        )
                     )
                     continue
                 assert engine is not None
@@ -169,7 +258,7 @@ def verify(
                         what="the import check",
                     )
                 )
-                results.append(_result(zip_path, target_id, name, output))
+                results.append(_result(zip_path, target_id, name, output, bytecode))
     return results
 
 
@@ -181,6 +270,7 @@ def _native(
     arch: str,
     layer_manifest: str,
     env: Mapping[str, str],
+    bytecode: str | None,
 ) -> TargetResult:
     if platform.machine() != ARCHITECTURES[arch]:
         raise UserError(
@@ -200,7 +290,7 @@ def _native(
         [str(found.path), "-I", "-S", "-B", "-c", IMPORT_ALL, str(opt), target_id,
          str(opt / layer_manifest), IMPORT]
     ).stdout  # fmt: skip
-    return _result(zip_path, target_id, str(found.path), output)
+    return _result(zip_path, target_id, str(found.path), output, bytecode)
 
 
 def verify_all(

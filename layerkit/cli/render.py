@@ -147,6 +147,8 @@ def verification_json(r: TargetResult) -> dict[str, Any]:
         "import_seconds": {m: round(s, 4) for m, s in sorted(r.seconds.items())},
         "total_import_seconds": None if r.total_seconds is None else round(r.total_seconds, 4),
         "slowest": [{"module": m, "seconds": round(s, 4)} for m, s in r.slowest()],
+        "bytecode": r.bytecode,
+        "compiled": list(r.compiled),
     }
 
 
@@ -194,8 +196,7 @@ def verification(reports: list[TargetResult], as_json: bool = False) -> None:
 
     table = Table("layer", "target", "imported", "cold import", "slowest alone", "where")
     for report in reports:
-        failed = sum(1 for e in report.modules.values() if e != "ok")
-        imported = f"{len(report.modules) - failed}/{len(report.modules)}"
+        imported = f"{len(report.modules) - len(report.failed)}/{len(report.modules)}"
         total = report.total_seconds
         table.add_row(
             report.zip.name,
@@ -207,9 +208,17 @@ def verification(reports: list[TargetResult], as_json: bool = False) -> None:
         )
     out.print(table)
     for report in reports:
-        for module, error in report.modules.items():
-            if error != "ok":
-                line(f"{report.target}: {module}: {error}")
+        for module, outcome in report.modules.items():
+            if outcome != "ok":
+                line(f"{report.target}: {module}: {outcome}")
+        if report.bytecode_unused:
+            shown = ", ".join(report.compiled[:5]) + (" …" if len(report.compiled) > 5 else "")
+            line(
+                f"{report.target}: the layer ships bytecode ({report.bytecode}), yet "
+                f"{len(report.compiled)} of its sources were compiled on import: {shown}. "
+                "Its .pyc are not used where it runs (built for another Python, or for "
+                "other paths): rebuild it for this target."
+            )
 
 
 def action_json(a: Action) -> dict[str, Any]:
