@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from layerkit.account.model import account_of
-from layerkit.errors import AWSError, CredentialsError
+from layerkit.errors import AWSError, CredentialsError, UserError
 
 if TYPE_CHECKING:
     import boto3
@@ -74,11 +74,39 @@ class Clients:
         with self._lock:
             key = (service, region)
             if key not in self._clients:
+                self.check_region(service, region)
                 config = Config(retries={"max_attempts": self.max_attempts, "mode": "adaptive"})
                 client = self.session().client(service, region_name=region, config=config)
                 client.meta.events.register("before-call", self._count)
                 self._clients[key] = client
             return self._clients[key]
+
+    def check_region(self, service: str, region: str) -> None:
+        """A region that AWS does not have is the user's to fix, before any call: named, not
+        an endpoint that cannot be reached. A custom endpoint (AWS_ENDPOINT_URL, as for moto
+        or LocalStack) serves whatever region it is told."""
+        import os
+
+        from layerkit.recipe import REGION
+
+        if not REGION.fullmatch(region):
+            raise UserError(
+                f"{region!r} is not an AWS region name (like eu-west-1): check --region."
+            )
+        if os.environ.get("AWS_ENDPOINT_URL"):
+            return
+        session = self.session()
+        known = {
+            name
+            for partition in session.get_available_partitions()
+            for name in session.get_available_regions(service, partition)
+        }
+        if known and region not in known:
+            raise UserError(
+                f"{region} is not a region where AWS offers {service}, as this boto3 knows "
+                "them: check --region (or the recipe's [publish] regions), or upgrade boto3 "
+                "if the region is new."
+            )
 
     def _count(self, model: Any, **_: Any) -> None:
         with self._lock:

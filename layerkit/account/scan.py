@@ -104,6 +104,8 @@ class Scope:
     owner_tags: tuple[str, ...] = ()  # tag keys that mark who deploys a function
 
     def scan(self) -> tuple[dict[str, Clients], list[Scan]]:
+        for region in self.regions:  # named before any call, not as an endpoint unreachable
+            Clients(profile=self.profile).check_region("lambda", region)
         accounts = accounts_to_scan(
             self.profile, list(self.role_arns), self.organization, self.role_name
         )

@@ -1,5 +1,6 @@
 """No input makes layerkit print a traceback: every command against a table of broken
-files and settings exits non-zero with a message that names what is wrong."""
+files and settings exits with the code of its kind, with one message that names the input
+that is wrong (the file, key, value or region), so that a generic "error" cannot pass."""
 
 from __future__ import annotations
 
@@ -53,6 +54,15 @@ def bad(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "corrupt.sqlite").write_bytes(b"SQLite format 3\x00" + b"\xa5" * 4000)
     with sqlite3.connect(root / "newer.sqlite") as db:
         db.execute("PRAGMA user_version = 99")
+    # a recipe with no lock, so that locking it reads the pip configuration
+    (root / "recipes" / "fresh.toml").write_text(RECIPE.replace('"ok"', '"fresh"'))
+    # a valid layer ZIP, so that what fails in the region cases is the region
+    (root / "recipes" / "s.json").write_text("{}\n")
+    (root / "recipes" / "conf.toml").write_text(
+        '[layer]\nname = "conf"\nruntimes = ["python3.12"]\narchitectures = ["x86_64"]\n'
+        '[[files]]\nsource = "s.json"\ntarget = "etc/s.json"\n'
+    )
+    layerkit("build", "conf", cwd=root)
     (root / "pip-binary.conf").write_bytes(bytes(range(256)))
     (root / "pip-utf16.conf").write_bytes("[global]\nindex-url = x\n".encode("utf-16"))
     return root
@@ -62,44 +72,57 @@ RECIPE_CASES = ["folder", "empty", "binary", "utf16", "missing", "reqbin", "reqd
 ZIP_CASES = ["truncated.zip", "notzip.zip", "folder.zip", "empty.zip", "missing.zip"]
 REGISTRY_CASES = ["registry-folder", "corrupt.sqlite", "newer.sqlite"]
 NO_AWS = {"AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": "", "AWS_DEFAULT_REGION": ""}
+# credentials that would sign a call, and no endpoint: any call would leave this machine
+FAKE_AWS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "eu-west-1"}  # fmt: skip
+NO_CREDENTIALS = "No AWS credentials were found"
 
+# (id, arguments, environment, exit code, what the message must name)
 CASES = [
-    *[(f"{cmd}-recipe-{case}", [cmd, f"recipes/{case}.toml"], {})
+    *[(f"{cmd}-recipe-{case}", [cmd, f"recipes/{case}.toml"], {}, 2, f"recipes/{case}.toml")
       for cmd in ("lock", "build", "verify", "publish") for case in RECIPE_CASES],
-    ("build-garbage-lock", ["build", "garbage", "--locked"], {}),
-    *[(f"{cmd}-{case}", [cmd, case], {}) for cmd in ("inspect", "verify", "publish", "sbom")
-      for case in ZIP_CASES],
-    ("sbom-format", ["sbom", "notzip.zip", "--format", "yaml"], {}),
-    *[(f"{cmd}-osv-db-{case}", [*cmd, "--osv-db", case], {})
+    *[(f"{cmd}-recipe-{case}-key", [cmd, f"recipes/{case}.toml"], {}, 2,
+       "python.requirements-file") for cmd in ("lock", "build") for case in ("reqbin", "reqdir")],
+    ("build-garbage-lock", ["build", "garbage", "--locked"], {}, 2,
+     "recipes/garbage.python3.12-x86_64.lock.txt"),
+    *[(f"{cmd}-{case}", [cmd, case], {}, 2, f"{case}: not a readable ZIP file")
+      for cmd in ("inspect", "verify", "publish", "sbom") for case in ZIP_CASES],
+    ("sbom-format", ["sbom", "notzip.zip", "--format", "yaml"], {}, 2, "'yaml'"),
+    *[(f"{cmd[0]}-osv-db-{case}", [*cmd, "--osv-db", case], {}, 2, f"--osv-db: {case}")
       for cmd in (["build", "garbage", "--audit"], ["audit", "--vulnerabilities"])
       for case in ("registry-folder", "notzip.zip", "empty.zip", "missing.zip")],
-    *[(f"{cmd}-registry-{case}", [*cmd, "--registry", case], {})
+    *[(f"{cmd[0]}-registry-{case}", [*cmd, "--registry", case], {}, 2, case)
       for cmd in (["ls"], ["show", "ok"], ["diff", "ok:1", "ok:2"])
       for case in REGISTRY_CASES],
-    *[(f"pip-config-{name}", ["lock", "recipes/garbage.toml"], {"PIP_CONFIG_FILE": name})
+    *[(f"pip-config-{name}", ["lock", "recipes/fresh.toml"], {"PIP_CONFIG_FILE": name}, 2, name)
       for name in ("pip-binary.conf", "pip-utf16.conf", "registry-folder")],
-    ("audit-unknown-region", ["audit", "--region", "not a region"], {}),
-    ("publish-unknown-region", ["publish", "notzip.zip", "--region", "mars-central-9"], {}),
-    ("audit-no-credentials", ["audit", "--region", "eu-west-1"], NO_AWS),
-    ("rollout-no-credentials", ["rollout", "x", "--region", "eu-west-1"], NO_AWS),
-    ("prune-no-credentials", ["prune", "x", "--region", "eu-west-1"], NO_AWS),
-    ("sync-no-credentials", ["registry", "sync", "--region", "eu-west-1"], NO_AWS),
-    ("bump-missing-path", ["bump", "no/such/infra"], {}),
-    ("bump-symlink-loop", ["bump", "loop"], {}),
-    ("bump-no-credentials", ["bump", "template.yaml"], NO_AWS),
-    ("bump-to-not-a-number", ["bump", "template.yaml", "--to", "latest"], {}),
+    ("audit-not-a-region", ["audit", "--region", "not a region"], FAKE_AWS, 2, "'not a region'"),
+    ("publish-unknown-region", ["publish", "dist/conf.zip", "--region", "eu-mars-9"], FAKE_AWS,
+     2, "eu-mars-9 is not a region where AWS offers lambda"),
+    ("audit-no-credentials", ["audit", "--region", "eu-west-1"], NO_AWS, 2, NO_CREDENTIALS),
+    ("rollout-no-credentials", ["rollout", "x", "--region", "eu-west-1"], NO_AWS, 2,
+     NO_CREDENTIALS),
+    ("prune-no-credentials", ["prune", "x", "--region", "eu-west-1"], NO_AWS, 2, NO_CREDENTIALS),
+    ("sync-no-credentials", ["registry", "sync", "--region", "eu-west-1"], NO_AWS, 2,
+     NO_CREDENTIALS),
+    ("bump-missing-path", ["bump", "no/such/infra"], {}, 2, "no/such/infra does not exist"),
+    ("bump-symlink-loop", ["bump", "loop"], {}, 2, "loop is a broken symbolic link, or a loop"),
+    ("bump-no-credentials", ["bump", "template.yaml"], NO_AWS, 2, NO_CREDENTIALS),
+    ("bump-to-not-a-number", ["bump", "template.yaml", "--to", "latest"], {}, 2, "'latest'"),
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize(("args", "env"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
-def test_bad_input_is_a_message_and_a_non_zero_exit(
-    bad: Path, args: list[str], env: dict[str, str]
+@pytest.mark.parametrize(
+    ("args", "env", "code", "named"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
+)
+def test_bad_input_is_one_message_naming_it_and_its_exit_code(
+    bad: Path, args: list[str], env: dict[str, str], code: int, named: str
 ) -> None:
     result = layerkit(*args, cwd=bad, env=env, check=False)
-    assert result.returncode != 0
     assert "Traceback" not in result.stderr + result.stdout
     message = result.stderr.strip()
-    assert message, "no message at all"
+    assert result.returncode == code, message
+    assert named in " ".join(message.split()), message  # rich may wrap a usage error
     assert len(message.splitlines()) <= 12, message  # a paragraph, not a dump
 
 
