@@ -162,34 +162,76 @@ def test_canary_promote_and_abort_are_one_step_each(
     assert over.returncode == 2 and "--canary 150" in over.stderr
 
 
+OLD = ("arn:aws:lambda:eu-west-1:123456789012:layer:base:1",)
+NEW = ("arn:aws:lambda:eu-west-1:123456789012:layer:base:2",)
+
+
+def config(version: str, layer_arns: tuple[str, ...], **more: Any) -> dict[str, Any]:
+    return {"FunctionName": "api", "Version": version, "CodeSha256": f"code-{version}",
+            "Runtime": "python3.12", "RevisionId": f"r-{version}",
+            "Layers": [{"Arn": a} for a in layer_arns], **more}  # fmt: skip
+
+
+def reads(stub: Stubber, qualifier: str, reply: dict[str, Any]) -> None:
+    stub.add_response("get_function_configuration", reply,
+                      {"FunctionName": "api", "Qualifier": qualifier})  # fmt: skip
+
+
 def test_a_publish_that_fails_leaves_the_alias_on_its_version() -> None:
     """moto cannot refuse a PublishVersion: the Stubber does (Lambda's precondition failure
-    when $LATEST changed between the update and the publish)."""
-    old = ("arn:aws:lambda:eu-west-1:123456789012:layer:base:1",)
-    new = ("arn:aws:lambda:eu-west-1:123456789012:layer:base:2",)
-    update = Update(ACCOUNT, REGION, "api", old, new, alias="live", action="release", serving="1")
+    when $LATEST changed between the update and the publish). The publish carries the
+    CodeSha256 and RevisionId of $LATEST as read after the layer update, not before."""
+    update = Update(ACCOUNT, REGION, "api", OLD, NEW, alias="live", action="release", serving="1")
     clients = Clients()
-
-    def config(version: str, layer_arns: tuple[str, ...]) -> dict[str, Any]:
-        return {"FunctionName": "api", "Version": version, "CodeSha256": "abc",
-                "Runtime": "python3.12", "RevisionId": f"r-{version}",
-                "Layers": [{"Arn": a} for a in layer_arns]}  # fmt: skip
-
     with Stubber(clients.client("lambda", REGION)) as stub:
-        stub.add_response("get_function_configuration", config("$LATEST", old))
-        stub.add_response("get_function_configuration", config("1", old))
-        stub.add_response("update_function_configuration", {})
-        stub.add_response("get_function_configuration", {"LastUpdateStatus": "Successful"})
-        stub.add_response("get_function_configuration", config("$LATEST", new))
+        reads(stub, "$LATEST", config("$LATEST", OLD, CodeSha256="code-1"))
+        reads(stub, "1", config("1", OLD))
+        stub.add_response("update_function_configuration", {},
+                          {"FunctionName": "api", "Layers": list(NEW)})  # fmt: skip
+        stub.add_response("get_function_configuration", {"LastUpdateStatus": "Successful"},
+                          {"FunctionName": "api"})  # fmt: skip
+        after = config("$LATEST", NEW, CodeSha256="code-1", RevisionId="r-after-update")
+        reads(stub, "$LATEST", after)
         stub.add_client_error(
             "publish_version",
             service_error_code="PreconditionFailedException",
             service_message="The Revision Id provided does not match the latest Revision Id",
-        )
+            expected_params={"FunctionName": "api", "CodeSha256": "code-1",
+                             "RevisionId": "r-after-update"},
+        )  # fmt: skip
         [result] = apply([update], {ACCOUNT: clients})
         stub.assert_no_pending_responses()  # no UpdateAlias was called
     assert result.status == "failed"
     assert "Revision Id" in str(result.error) and "still serves version 1" in str(result.error)
+
+
+def test_latest_that_changed_since_the_scan_is_refused_and_nothing_moves() -> None:
+    """The re-check just before publishing answers differently from the scan: someone
+    changed $LATEST's timeout meanwhile. Nothing is updated, published or pointed."""
+    update = Update(ACCOUNT, REGION, "api", OLD, NEW, alias="live", action="release", serving="1")
+    clients = Clients()
+    with Stubber(clients.client("lambda", REGION)) as stub:
+        reads(stub, "$LATEST", config("$LATEST", OLD, CodeSha256="code-1", Timeout=30))
+        reads(stub, "1", config("1", OLD, CodeSha256="code-1", Timeout=3))
+        # any further call (update, publish, alias) would fail: the Stubber has none queued
+        [result] = apply([update], {ACCOUNT: clients})
+        stub.assert_no_pending_responses()
+    assert result.status == "refused"
+    assert result.reason == "$LATEST now differs from version 1 in Timeout"
+
+
+def test_two_aliases_on_one_version_share_one_new_version(
+    project: Path, aws: dict[str, str], fleet: dict[str, str]
+) -> None:
+    lam(aws).create_alias(FunctionName="api", Name="beta", FunctionVersion="1")
+    results = rollout(project, aws, "--aliases", "--only", "api")
+    assert {(r["alias"], r["status"], r["version"]) for r in results} == {
+        ("live", "released", "2"), ("beta", "released", "2"),
+    }  # fmt: skip
+    versions = lam(aws).list_versions_by_function(FunctionName="api")["Versions"]
+    assert [v["Version"] for v in versions] == ["$LATEST", "1", "2"]  # one publish
+    assert alias(aws, "api", "live")[0] == alias(aws, "api", "beta")[0] == "2"
+    assert layers(aws, "api", "2") == ["extra:1", "base:2"]
 
 
 def test_versions_differ_only_in_what_was_released() -> None:
