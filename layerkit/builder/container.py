@@ -172,6 +172,9 @@ def tail(output: str) -> str:
 PIP_TOOLS = "pip-tools==7.6.2"
 
 
+BUILD_REQUIREMENTS = "/layerkit/build-requirements"
+
+
 @dataclass(frozen=True)
 class BuildContainer:
     """Where a target is resolved and compiled: its image, mounts, network and index."""
@@ -184,11 +187,23 @@ class BuildContainer:
     pip_cache: Path  # on the host, one per image and architecture
     ca_bundle: Path | None
     index_env: Mapping[str, str]
+    # on the host: wheels of the build requirements (setuptools…) that compiling sdists
+    # needs, kept so that compiling again needs no index (BUILD_REQUIREMENTS inside)
+    build_requirements: Path
+
+    @property
+    def offline(self) -> bool:
+        return self.network == "none"
 
     def run(self, work: Path, script: str, what: str) -> str:
         """Run a shell script with /work mounted; every file it makes belongs to the caller."""
         self.pip_cache.mkdir(parents=True, exist_ok=True)
-        mounts = [Mount(work, "/work"), Mount(self.pip_cache, "/layerkit/pip-cache")]
+        self.build_requirements.mkdir(parents=True, exist_ok=True)
+        mounts = [
+            Mount(work, "/work"),
+            Mount(self.pip_cache, "/layerkit/pip-cache"),
+            Mount(self.build_requirements, BUILD_REQUIREMENTS),
+        ]
         env = {
             **self.index_env,
             "PIP_CACHE_DIR": "/layerkit/pip-cache",
@@ -203,7 +218,8 @@ class BuildContainer:
         want = self.python
         prelude = (
             "set -e\n"
-            f"trap 'chown -R {os.getuid()}:{os.getgid()} /work /layerkit/pip-cache' EXIT\n"
+            f"trap 'chown -R {os.getuid()}:{os.getgid()} /work /layerkit/pip-cache "
+            f"{BUILD_REQUIREMENTS}' EXIT\n"
             "have=$(python3 -c 'import sys; print(\"%d.%d\" % sys.version_info[:2])')\n"
             f'if [ "$have" != "{want}" ]; then\n'
             f'  echo "{self.image} runs Python $have, the target needs Python {want}: '

@@ -76,6 +76,9 @@ class Containers:
             platform=platform_name,
             network=cascade(flag=self.network, recipe=recipe.build.network),
             pip_cache=self.cache_root / "pip" / re.sub(r"[^A-Za-z0-9_.-]", "_", image),
+            build_requirements=self.cache_root
+            / "build-requirements"
+            / re.sub(r"[^A-Za-z0-9_.-]", "_", f"{image}-{platform_name}"),
             ca_bundle=Path(cert) if cert else None,
             index_env=self.index.pip_env(),
         )

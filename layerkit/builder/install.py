@@ -9,7 +9,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
+import shlex
 import shutil
+import sys
 import tempfile
 import zipfile
 from collections.abc import Callable
@@ -21,7 +23,7 @@ from packaging.utils import canonicalize_name, parse_wheel_filename
 
 from layerkit import files
 from layerkit.builder.archive import Entry, wheel_entry
-from layerkit.builder.container import BuildContainer
+from layerkit.builder.container import BUILD_REQUIREMENTS, BuildContainer
 from layerkit.builder.index import IndexFile, PackageIndex, WheelCache
 from layerkit.builder.lock import best_wheel, choose_wheel
 from layerkit.builder.lockfile import LockedDist
@@ -254,9 +256,10 @@ def install_in_container(
     """Locked sdists compiled into wheels in the build image, then installed like any wheel.
 
     The wheels are kept under cache/built by (sdist SHA-256, image, platform, Python): a
-    rebuild compiles nothing and needs no network, not even for the build requirements
-    (setuptools…) that compiling takes from the index. `--require-hashes` refuses any file
-    the lock does not name; `--no-deps` builds exactly these distributions.
+    rebuild compiles nothing. Compiling again (the cache emptied, another image) needs no
+    network either: the build requirements (setuptools…) are kept as wheels under
+    cache/build-requirements. `--require-hashes` refuses any file the lock does not name;
+    `--no-deps` builds exactly these distributions.
     """
     built = {d.key: _built_wheel(cache_root, container, files[d.key]) for d in dists}
     missing = [d for d in dists if built[d.key] is None]
@@ -277,11 +280,9 @@ def install_in_container(
             )
             (work / "requirements.txt").write_text(requirements, encoding="utf-8")
             container.run(
-                work,
-                "python3 -m pip wheel --require-hashes --no-deps --use-pep517 -w wheels "
-                "-r requirements.txt\n",
+                work, _compile_script(container, [files[d.key] for d in missing]),
                 f"pip install of the {target_id} lock",
-            )
+            )  # fmt: skip
             made: dict[str, Path] = {
                 str(canonicalize_name(parse_wheel_filename(w.name)[0])): w
                 for w in (work / "wheels").glob("*.whl")
@@ -304,6 +305,61 @@ def install_in_container(
             )
         )
     return installed
+
+
+def build_requirements(sdist: Path) -> list[str]:
+    """The sdist's [build-system] requires, from its pyproject.toml (PEP 517/518), or the
+    setuptools that pip assumes without one. Requirements a backend adds while building
+    (get_requires_for_build_wheel) are not known before: the index gives those."""
+    import tarfile
+
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
+
+    legacy = ["setuptools>=40.8.0", "wheel"]
+    try:
+        if sdist.name.endswith(".zip"):
+            with zipfile.ZipFile(sdist) as archive:
+                names = [n for n in archive.namelist() if n.count("/") == 1]
+                found = next((n for n in names if n.endswith("/pyproject.toml")), None)
+                text = archive.read(found) if found else None
+        else:
+            with tarfile.open(sdist) as archive:
+                member = next(
+                    (m for m in archive.getmembers()
+                     if m.name.count("/") == 1 and m.name.endswith("/pyproject.toml")),
+                    None,
+                )  # fmt: skip
+                handle = archive.extractfile(member) if member else None
+                text = handle.read() if handle else None
+        if text is None:
+            return legacy
+        requires = tomllib.loads(text.decode("utf-8")).get("build-system", {}).get("requires")
+    except (OSError, tarfile.TarError, zipfile.BadZipFile, UnicodeDecodeError, ValueError):
+        return legacy
+    return [str(r) for r in requires] if isinstance(requires, list) else legacy
+
+
+def _compile_script(container: BuildContainer, sdists: list[Path]) -> str:
+    """pip wheel for the sdists, with their build requirements from the kept wheels: when
+    online, those are downloaded there first (a failure leaves pip to the index), so that
+    compiling again later, even with --network none, needs no index."""
+    requires = sorted({r for sdist in sdists for r in build_requirements(sdist)})
+    kept = f"PIP_FIND_LINKS={BUILD_REQUIREMENTS}"
+    script = ""
+    if container.offline:
+        kept += " PIP_NO_INDEX=1"
+    elif requires:
+        script += (
+            f"python3 -m pip download --only-binary :all: -d {BUILD_REQUIREMENTS} "
+            f"{shlex.join(requires)} || true\n"
+        )
+    return script + (
+        f"{kept} python3 -m pip wheel --require-hashes --no-deps --use-pep517 -w wheels "
+        "-r requirements.txt\n"
+    )
 
 
 def _built_folder(cache_root: Path, container: BuildContainer, sdist: Path) -> Path:

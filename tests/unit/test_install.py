@@ -120,3 +120,30 @@ def test_a_wheel_with_a_path_escaping_the_layer_is_refused(tmp_path: Path) -> No
     wheel = make_wheel(tmp_path, "evil", "1.0", {"../../etc/cron.d/x": b"boom"})
     with pytest.raises(IntegrityError, match="unsafe path"):
         install(wheel, dist("evil"), "python", Slim())
+
+
+def test_an_sdists_build_requirements_come_from_its_pyproject(tmp_path: Path) -> None:
+    import io
+    import tarfile
+
+    from layerkit.builder.install import build_requirements
+
+    def sdist(name: str, files: dict[str, str]) -> Path:
+        path = tmp_path / f"{name}.tar.gz"
+        with tarfile.open(path, "w:gz") as archive:
+            for member, text in files.items():
+                data = text.encode()
+                info = tarfile.TarInfo(f"{name}/{member}")
+                info.size = len(data)
+                archive.addfile(info, io.BytesIO(data))
+        return path
+
+    modern = sdist("m-1.0", {
+        "pyproject.toml": '[build-system]\nrequires = ["setuptools>=77", "cython>=3"]\n',
+        "vendor/pyproject.toml": '[build-system]\nrequires = ["flit"]\n',  # not the sdist's
+    })  # fmt: skip
+    assert build_requirements(modern) == ["setuptools>=77", "cython>=3"]
+    legacy = sdist("l-1.0", {"setup.py": "from setuptools import setup\nsetup()\n"})
+    assert build_requirements(legacy) == ["setuptools>=40.8.0", "wheel"]
+    broken = sdist("b-1.0", {"pyproject.toml": "[build-system\n"})
+    assert build_requirements(broken) == ["setuptools>=40.8.0", "wheel"]
