@@ -166,7 +166,7 @@ class PackageIndex:
         name = canonicalize_name(project)
         found: list[IndexFile] = []
         for base in self.settings.urls:
-            page = f"{base.rstrip('/')}/{name}/"
+            page = _page(base, name)
             try:
                 reply = self.http.get(page, {"Accept": _ACCEPT})
             except HttpError as exc:
@@ -230,6 +230,15 @@ class PackageIndex:
                 f"but the lock expects {expected_sha256}. The index served a different file "
                 "than the one locked: do not trust it; re-lock only if the change is expected."
             ) from None
+
+
+def _page(base: str, project: str) -> str:
+    """The project's page under an index URL; a query the URL carries (`?token=…`, as some
+    private indexes take credentials) stays at the end, as pip and uv keep it."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(base)
+    return urlunsplit(parts._replace(path=f"{parts.path.rstrip('/')}/{project}/"))
 
 
 def _parse(body: bytes, content_type: str, page_url: str) -> list[IndexFile]:

@@ -107,8 +107,13 @@ def choose_wheel(
     raise NoFittingWheelError(dist.name, dist.version, target.describe(), matching)
 
 
-# uv's words for an index it could not read (as opposed to requirements that conflict).
-_UNREACHABLE = ("Failed to fetch", "Request failed after", "error sending request")
+# uv's words for an index it could not read (as opposed to requirements that conflict):
+# unreachable, refused the credentials (uv then says the project "was not found"), or
+# answered with something that is not an index page.
+_UNREACHABLE = (
+    "Failed to fetch", "Request failed after", "error sending request",
+    "lack of valid authentication credentials", "Missing `Content-Type` header",
+)  # fmt: skip
 
 
 def resolve(
