@@ -19,28 +19,36 @@ from layerkit.errors import OsvError, UserError
 DATA = Path(__file__).resolve().parent.parent / "data" / "osv"
 
 
-def ids(found: dict[osv.Package, list[osv.Advisory]], version: str) -> list[str]:
-    return [a.id for a in found.get(("urllib3", version), [])]
+def ids(
+    found: dict[osv.Package, list[osv.Advisory]], version: str, name: str = "urllib3"
+) -> list[str]:
+    return [a.id for a in found.get((name, version), [])]
 
 
-@pytest.mark.parametrize(
-    ("version", "expected"),
-    [
-        # GHSA-34jh: <1.26.19 and 2.0.0..<2.2.2; GHSA-g4mx (= PYSEC-2023-212): <1.26.18
-        # and 2.0.0..<2.0.7.
-        ("1.26.5", ["GHSA-34jh-p97f-mpxf", "GHSA-g4mx-q9vg-27p4"]),
-        ("1.26.18", ["GHSA-34jh-p97f-mpxf"]),
-        ("1.26.19", []),
-        ("2.0.6", ["GHSA-34jh-p97f-mpxf", "GHSA-g4mx-q9vg-27p4"]),
-        ("2.0.7", ["GHSA-34jh-p97f-mpxf"]),
-        ("2.2.1", ["GHSA-34jh-p97f-mpxf"]),
-        ("2.2.2", []),
-    ],
-)
-def test_the_offline_export_matches_ranges_as_osv_does(version: str, expected: list[str]) -> None:
-    found = osv.Database(DATA).advisories([("urllib3", version)])
+# Read off the advisories by hand (the oracle both paths are held to):
+# GHSA-34jh: urllib3 <1.26.19 and 2.0.0..<2.2.2; GHSA-g4mx (= PYSEC-2023-212): <1.26.18 and
+# 2.0.0..<2.0.7; GHSA-w596: py up to and including 1.11.0 (last_affected, no fix).
+TABLE = [
+    ("urllib3", "1.26.5", ["GHSA-34jh-p97f-mpxf", "GHSA-g4mx-q9vg-27p4"]),
+    ("urllib3", "1.26.18", ["GHSA-34jh-p97f-mpxf"]),
+    ("urllib3", "1.26.19", []),
+    ("urllib3", "2.0.6", ["GHSA-34jh-p97f-mpxf", "GHSA-g4mx-q9vg-27p4"]),
+    ("urllib3", "2.0.7", ["GHSA-34jh-p97f-mpxf"]),
+    ("urllib3", "2.2.1", ["GHSA-34jh-p97f-mpxf"]),
+    ("urllib3", "2.2.2", []),
+    ("py", "1.4.0", ["GHSA-w596-4wvx-j9j6"]),
+    ("py", "1.11.0", ["GHSA-w596-4wvx-j9j6"]),
+    ("py", "1.11.1", []),
+]
+
+
+@pytest.mark.parametrize(("name", "version", "expected"), TABLE)
+def test_the_offline_export_matches_ranges_as_osv_does(
+    name: str, version: str, expected: list[str]
+) -> None:
+    found = osv.Database(DATA).advisories([(name, version)])
     # PYSEC-2023-212 aliases GHSA-g4mx-q9vg-27p4: one vulnerability, reported once.
-    assert ids(found, version) == expected
+    assert ids(found, version, name) == expected
 
 
 def test_an_advisory_gives_its_severity_and_fixed_versions() -> None:
@@ -173,11 +181,41 @@ def test_the_online_service_follows_pages_and_caches_advisories(
     assert [path for path, body in served.requests if body is None] == []  # from the cache
 
 
-def test_online_and_offline_agree(served: OsvServer, tmp_path: Path) -> None:
-    wanted = [("urllib3", "1.26.5"), ("urllib3", "2.2.1")]
-    assert osv.Service(served.url, tmp_path).advisories(wanted) == osv.Database(DATA).advisories(
-        wanted
-    )
+def _affected(record: dict[str, Any], name: str, version: str) -> bool:
+    """The server's own matching, written apart from layerkit's: explicit versions, else
+    each ECOSYSTEM range as an interval [introduced, fixed) or [introduced, last_affected]."""
+    from packaging.version import Version
+
+    at = Version(version)
+    for affected in record["affected"]:
+        if affected["package"]["name"] != name:
+            continue
+        if affected.get("versions"):
+            return version in affected["versions"]
+        for events in (r["events"] for r in affected.get("ranges", []) if r["type"] == "ECOSYSTEM"):
+            starts = [Version(e["introduced"]) for e in events if "introduced" in e]
+            ends = [(Version(e.get("fixed") or e["last_affected"]), "fixed" in e)
+                    for e in events if "fixed" in e or "last_affected" in e]  # fmt: skip
+            for start, (end, fixed) in zip(
+                starts, ends + [(None, False)] * len(starts), strict=False
+            ):
+                if at >= start and (end is None or at < end or (not fixed and at == end)):
+                    return True
+    return False
+
+
+def test_online_matches_the_same_table(tmp_path: Path) -> None:
+    """The server decides what matches from the records themselves (not told the IDs), and
+    layerkit's online path gives what the hand-made table says."""
+    records = {p.stem: json.loads(p.read_text()) for p in DATA.glob("*.json")}
+    answers = {
+        (name, version): sorted(i for i, r in records.items() if _affected(r, name, version))
+        for name, version, _ in TABLE
+    }
+    with OsvServer(answers) as server:
+        found = osv.Service(server.url, tmp_path).advisories([(n, v) for n, v, _ in TABLE])
+    for name, version, expected in TABLE:
+        assert ids(found, version, name) == expected, (name, version)
 
 
 def test_osv_that_does_not_answer_is_named(tmp_path: Path) -> None:
