@@ -511,23 +511,26 @@ def test_regions_and_accounts_are_scanned_at_the_same_time() -> None:
     from layerkit.account.scan import scan
 
     regions = ["eu-west-1", "us-east-1", "ap-southeast-2"]
-    # Every region's first call waits here until all three are in flight: a scan that
-    # went region by region would never get past it.
-    barrier = threading.Barrier(len(regions), timeout=10)
-    clients = Clients()
+    accounts = {ACCOUNT: Clients(), OTHER: Clients()}
+    # Every (account, region)'s first call waits here until all six are in flight: a scan
+    # that went account by account, or region by region, would never get past it.
+    barrier = threading.Barrier(len(regions) * len(accounts), timeout=10)
     stubs = []
-    for region in regions:
-        client = clients.client("lambda", region)
-        client.meta.events.register(
-            "before-parameter-build.lambda.ListFunctions", lambda **_: barrier.wait() and None
-        )
-        stub = Stubber(client)
-        stub.add_response("list_functions", {"Functions": []}, {"FunctionVersion": "ALL"})
-        stub.add_response("list_layers", {"Layers": []}, {})
-        stub.activate()
-        stubs.append(stub)
-    scans = scan({ACCOUNT: clients}, regions)
-    assert [s.error for s in scans] == [None, None, None]
+    for clients in accounts.values():
+        for region in regions:
+            client = clients.client("lambda", region)
+            client.meta.events.register(
+                "before-parameter-build.lambda.ListFunctions", lambda **_: barrier.wait() and None
+            )
+            stub = Stubber(client)
+            stub.add_response("list_functions", {"Functions": []}, {"FunctionVersion": "ALL"})
+            stub.add_response("list_layers", {"Layers": []}, {})
+            stub.activate()
+            stubs.append(stub)
+    scans = scan(accounts, regions)
+    assert [(s.account, s.error) for s in scans] == [
+        (account, None) for account in accounts for _ in regions
+    ]
     assert not barrier.broken
 
 
@@ -568,3 +571,61 @@ def test_a_failed_update_is_reported_and_the_rest_go_on() -> None:
     assert "Layer conflict" in str(results[0].error) and "left as it was" in str(results[0].error)
     assert "EniLimitExceeded" in str(results[2].error)
     assert waits == [1]  # b was waited for until its update finished
+
+
+def test_a_region_that_cannot_be_scanned_exits_6_and_the_rest_is_reported(
+    project: Path, aws: dict[str, str]
+) -> None:
+    """A proxy in front of moto answers every Lambda call for us-east-1 with AccessDenied,
+    as an SCP that denies a region does; eu-west-1 goes through."""
+    import http.client
+    import http.server
+    import threading
+    import urllib.parse
+
+    target = urllib.parse.urlsplit(aws["AWS_ENDPOINT_URL"])
+
+    class Denying(http.server.BaseHTTPRequestHandler):
+        def _forward(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            if "/us-east-1/lambda/" in self.headers.get("Authorization", ""):
+                denied = b'{"Type": "User", "Message": "denied by an SCP"}'
+                self.send_response(403)
+                self.send_header("x-amzn-ErrorType", "AccessDeniedException")
+                self.send_header("Content-Length", str(len(denied)))
+                self.end_headers()
+                self.wfile.write(denied)
+                return
+            upstream = http.client.HTTPConnection(target.netloc, timeout=60)
+            upstream.request(self.command, self.path, body, dict(self.headers))
+            reply = upstream.getresponse()
+            data = reply.read()
+            self.send_response(reply.status)
+            for key, value in reply.getheaders():
+                if key.lower() not in ("transfer-encoding", "connection", "content-length"):
+                    self.send_header(key, value)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _forward
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    lam(aws, "eu-west-1").publish_layer_version(LayerName="l", Content={"ZipFile": code()})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Denying)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        done = layerkit(
+            "audit", "--region", "eu-west-1", "--region", "us-east-1", "--json", cwd=project,
+            env={**aws, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{server.server_address[1]}"},
+            check=False,
+        )  # fmt: skip
+    finally:
+        server.shutdown()
+    assert done.returncode == 6, done.stderr
+    report = json.loads(done.stdout)
+    [failure] = report["failures"]
+    assert failure["region"] == "us-east-1" and "Access denied" in failure["error"]
+    assert [u["region"] for u in report["unused"]] == ["eu-west-1"]  # the rest was scanned

@@ -412,3 +412,62 @@ def test_every_build_is_recorded_with_who_and_which_commit(project: Path) -> Non
     ).stdout.strip()
     assert [(r[0], r[1], r[3]) for r in rows] == [("conf", built["sha256"], head)]
     assert rows[0][2]
+
+
+def test_registry_sync_reads_each_manifest_from_the_layers_own_url(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Lambda gives a presigned HTTPS URL for a version's ZIP (moto gives s3://, which sync
+    cannot read): here a local HTTPS server with a CA of the test's own serves the ZIP, as
+    GetLayerVersion's Location, through botocore's Stubber."""
+    import base64
+    import functools
+    import hashlib
+    import http.server
+    import ssl
+    import threading
+
+    from tests.integration.test_secrets import _certificates
+
+    files_recipe(project, '{"synced": true}')
+    [artifact] = json.loads(layerkit("build", "conf", "--json", cwd=project).stdout)
+    served = tmp_path / "served"
+    served.mkdir()
+    data = (project / artifact["path"]).read_bytes()
+    (served / "conf.zip").write_bytes(data)
+    ca, cert, key = _certificates(tmp_path)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    handler.log_message = lambda *args: None  # type: ignore[attr-defined]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("SSL_CERT_FILE", str(ca))
+    arn = "arn:aws:lambda:eu-west-1:123456789012:layer:conf:1"
+    clients = Clients()
+    try:
+        with Stubber(clients.client("lambda", "eu-west-1")) as stub:
+            stub.add_response("list_layers", {"Layers": [{"LayerName": "conf"}]}, {})
+            stub.add_response(
+                "list_layer_versions",
+                {"LayerVersions": [{"LayerVersionArn": arn, "Version": 1,
+                                    "Description": "shared settings [lk:abc]"}]},
+                {"LayerName": "conf"},
+            )  # fmt: skip
+            stub.add_response(
+                "get_layer_version",
+                {"Content": {"Location": f"https://127.0.0.1:{server.server_address[1]}/conf.zip",
+                             "CodeSha256": base64.b64encode(hashlib.sha256(data).digest()).decode(),
+                             "CodeSize": len(data)}},
+                {"LayerName": "conf", "VersionNumber": 1},
+            )  # fmt: skip
+            [version] = sync(["eu-west-1"], clients)
+    finally:
+        server.shutdown()
+    assert version.manifest is not None
+    assert version.manifest.layer == "conf"
+    assert version.sha256 == hashlib.sha256(data).hexdigest()
+    assert version.manifest.to_json() == json.loads(
+        zipfile.ZipFile(project / artifact["path"]).read("layerkit/conf.json")
+    )
