@@ -174,61 +174,35 @@ def test_the_actions_steps_publish_to_moto_and_output_the_arns(
     assert {o["status"] for o in result["outcomes"]} == {"published"}
     assert list((temp / "layerkit-cache" / "artifacts").glob("*.zip"))  # what actions/cache saves
 
-    # A second run of the workflow finds the content published: same ARNs, nothing new.
-    again = run_action(inputs, project, aws, tmp_path_factory.mktemp("runner-temp-2"))
+    # A second run of the workflow, with its cache restored, finds the content published:
+    # same ARNs, nothing new. (The same runner temp: its venv is reused, as one suffices.)
+    again = run_action(inputs, project, aws, temp)
     assert sorted(json.loads(again["arns"])) == sorted(arns)
+    assert {o["status"] for o in json.loads(again["result"])["outcomes"]} == {"unchanged"}
 
 
 def git(repo: Path, *args: str) -> None:
     subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True)
 
 
-def test_the_pre_commit_hook_fails_on_a_stale_lock(tmp_path: Path) -> None:
-    repo = tmp_path / "team"
-    (repo / "recipes").mkdir(parents=True)
-    write_recipe(repo, "http", RECIPE)
-    layerkit("lock", "http", cwd=repo)
-    env = {
-        **os.environ, "PRE_COMMIT_HOME": str(tmp_path / "pre-commit"),
-        "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
-        "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com",
-    }  # fmt: skip
-    git(repo, "init", "-q")
-    git(repo, "add", ".")
-    pre_commit = [sys.executable, "-m", "pre_commit", "try-repo", str(REPO), "layerkit-lock-check"]
-
-    def hook() -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [*pre_commit, "--all-files"], cwd=repo, env=env, capture_output=True, text=True,
-            check=False,
-        )  # fmt: skip
-
-    fresh = hook()
-    assert fresh.returncode == 0, fresh.stdout + fresh.stderr
-    assert "layerkit lock --check" in fresh.stdout and "Passed" in fresh.stdout
-
-    recipe = repo / "recipes" / "http.toml"
-    recipe.write_text(recipe.read_text().replace("urllib3==2.2.2", "urllib3==2.2.3"))
-    git(repo, "add", ".")
-    stale = hook()
-    assert stale.returncode == 1
-    assert "Failed" in stale.stdout
-    assert "http.python3.12-x86_64.lock.txt is stale" in stale.stdout
-    assert "Run `layerkit lock http`" in stale.stdout
-
-
-def test_the_bump_hook_fails_on_a_template_behind(tmp_path: Path, aws: dict[str, str]) -> None:
+def test_the_pre_commit_hooks_fail_on_a_stale_lock_and_on_a_template_behind(
+    tmp_path: Path, aws: dict[str, str]
+) -> None:
+    """Both hooks of .pre-commit-hooks.yaml, from one hook environment (pre-commit
+    try-repo installs layerkit once): `lock --check` and `bump --check` (on moto)."""
     from tests.fleet import client, zipped
 
     lam = client(aws, "lambda", "eu-west-1")
     for _ in range(2):
         lam.publish_layer_version(LayerName="deps", Content={"ZipFile": zipped()})
     repo = tmp_path / "team"
-    repo.mkdir()
+    (repo / "recipes").mkdir(parents=True)
+    write_recipe(repo, "http", RECIPE)
+    layerkit("lock", "http", cwd=repo)
     template = repo / "template.yaml"
+    arn = "arn:aws:lambda:eu-west-1:123456789012:layer:deps:{}\n"
     template.write_text(
-        "Resources:\n  Fn:\n    Properties:\n      Layers:\n"
-        "        - arn:aws:lambda:eu-west-1:123456789012:layer:deps:1\n"
+        "Resources:\n  Fn:\n    Properties:\n      Layers:\n        - " + arn.format(2)
     )
     env = {
         **os.environ, **aws, "PRE_COMMIT_HOME": str(tmp_path / "pre-commit"),
@@ -238,20 +212,29 @@ def test_the_bump_hook_fails_on_a_template_behind(tmp_path: Path, aws: dict[str,
     git(repo, "init", "-q")
     git(repo, "add", ".")
 
-    def hook() -> subprocess.CompletedProcess[str]:
+    def hooks() -> subprocess.CompletedProcess[str]:
+        git(repo, "add", ".")
         return subprocess.run(
-            [sys.executable, "-m", "pre_commit", "try-repo", str(REPO), "layerkit-bump-check",
-             "--all-files"],
+            [sys.executable, "-m", "pre_commit", "try-repo", str(REPO), "--all-files"],
             cwd=repo, env=env, capture_output=True, text=True, check=False,
         )  # fmt: skip
 
-    behind = hook()
-    assert behind.returncode == 1, behind.stdout + behind.stderr
-    assert "Failed" in behind.stdout and "1 → 2" in behind.stdout
-    assert "deps:1" in template.read_text()  # --check changes nothing
+    fresh = hooks()
+    assert fresh.returncode == 0, fresh.stdout + fresh.stderr
+    assert "layerkit lock --check" in fresh.stdout and "layerkit bump --check" in fresh.stdout
+    assert "Failed" not in fresh.stdout
 
-    layerkit("bump", cwd=repo, env=aws)
-    git(repo, "add", ".")
-    current = hook()
-    assert current.returncode == 0, current.stdout + current.stderr
-    assert "Passed" in current.stdout
+    recipe = repo / "recipes" / "http.toml"
+    good = recipe.read_text()
+    recipe.write_text(good.replace("urllib3==2.2.2", "urllib3==2.2.3"))
+    stale = hooks()
+    assert stale.returncode == 1
+    assert "http.python3.12-x86_64.lock.txt is stale" in stale.stdout
+    assert "Run `layerkit lock http`" in stale.stdout
+
+    recipe.write_text(good)
+    template.write_text(template.read_text().replace(arn.format(2), arn.format(1)))
+    behind = hooks()
+    assert behind.returncode == 1, behind.stdout + behind.stderr
+    assert "1 → 2" in behind.stdout
+    assert "deps:1" in template.read_text()  # --check changes nothing

@@ -27,7 +27,7 @@ from tests.conftest import layerkit
 from tests.fleet import client
 from tests.integration.test_publish import REGIONS, files_recipe, versions
 
-STALE = "3"  # seconds, instead of 60, so that the test does not wait a minute
+STALE = "1"  # seconds, instead of 60, so that the test does not wait a minute
 
 
 @pytest.fixture
@@ -124,7 +124,7 @@ def test_sigterm_stops_a_job_waiting_for_a_guard_at_once(
         )  # fmt: skip
         assert refreshing.wait(10)
         # Longer than STALE: the job is waiting by now, and a live holder is never taken over.
-        time.sleep(int(STALE) + 3)
+        time.sleep(float(STALE) * 2.5)
         assert job.poll() is None
         job.send_signal(signal.SIGTERM)
         _, stderr = job.communicate(timeout=30)
@@ -145,8 +145,12 @@ def test_of_two_jobs_taking_over_a_stale_guard_exactly_one_wins(
     parameters = Parameters(Clients(), REGIONS[0])
     path = "/layerkit/publishing/race/abc"
     parameters.create(f"{path}/1", "dead job pid 7")
-    time.sleep(2.5)  # the dead job's guard goes stale; the one a winner makes is fresh
-    guards = [Guard(parameters, path, stale_after=2.0) for _ in range(2)]
+    # until the dead job's guard is stale (by SSM's own LastModifiedDate); the one a winner
+    # makes is fresh
+    written = parameters.under(path)[f"{path}/1"].modified
+    while time.time() - written < 1.2:
+        time.sleep(0.05)
+    guards = [Guard(parameters, path, stale_after=1.0) for _ in range(2)]
     barrier = threading.Barrier(2)
     won: list[bool] = []
 
