@@ -166,7 +166,7 @@ def test_bytecode_is_compiled_once_per_wheel_and_python_and_reused_by_other_reci
     layerkit("build", "web", cwd=project, env=env)
     # The oracle is the lock: one cache entry per locked wheel and Python, each named by
     # the wheel's locked SHA-256.
-    kept = {}
+    kept: dict[Path, int] = {}
     for version in ("3.12", "3.13"):
         lock = (project / "recipes" / f"web.python{version}-x86_64.lock.txt").read_text()
         hashes = set(re.findall(r"--hash=sha256:([0-9a-f]{64})", lock))
