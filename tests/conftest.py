@@ -26,6 +26,9 @@ def isolated_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
         patch.setenv("PIP_CONFIG_FILE", os.devnull)
         patch.setenv("AWS_CONFIG_FILE", os.devnull)
         patch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+        # no instance metadata service either: a test without credentials fails at once,
+        # instead of asking 169.254.169.254 (or a proxy) for them
+        patch.setenv("AWS_EC2_METADATA_DISABLED", "true")
         # One wheel and artifact cache per test session: tests that mean "cold" make their own.
         shared = tmp_path_factory.getbasetemp() / "shared-cache"
         patch.setenv("LAYERKIT_CACHE_DIR", str(shared / "layerkit"))

@@ -10,6 +10,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.conftest import layerkit, write_recipe
 from tests.fleet import client, execution_role, zipped
 
@@ -24,6 +26,7 @@ def code() -> bytes:
     return zipped()
 
 
+@pytest.mark.network  # downloads from PyPI
 def test_attach_time_findings_match_the_fleet(project: Path, aws: dict[str, str]) -> None:
     for name, requirements in (("net-a", '["idna==3.10"]'), ("net-b", '["idna==3.7", "six"]')):
         write_recipe(

@@ -391,6 +391,7 @@ def test_functions_near_the_layer_and_size_limits_are_reported() -> None:
     assert over.unknown_layers == arns[2:]
 
 
+@pytest.mark.network  # downloads from PyPI
 def test_the_package_view_finds_functions_shipping_a_distribution(
     project: Path, aws: dict[str, str]
 ) -> None:

@@ -152,6 +152,7 @@ def test_a_full_disk_leaves_no_partial_zip(tmp_path: Path) -> None:
         subprocess.run(["umount", str(disk)], check=True)
 
 
+@pytest.mark.network  # downloads from PyPI
 def test_damaged_cache_entries_are_dropped_and_made_again(tmp_path: Path) -> None:
     """Truncated entries in the artifact, bytecode and SBOM caches: the next build makes the
     very same ZIP again, instead of failing or shipping a damaged one."""

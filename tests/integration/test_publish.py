@@ -256,6 +256,7 @@ def test_the_registry_rebuilt_from_the_account_matches_the_local_one(
     assert rows(rebuilt) == rows(local)
 
 
+@pytest.mark.network  # downloads from PyPI
 def test_show_and_diff_read_what_each_version_contains(project: Path, aws: dict[str, str]) -> None:
     def recipe(requirements: str) -> None:
         write_recipe(

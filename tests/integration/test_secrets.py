@@ -103,6 +103,7 @@ BUILDING = {"401": "answered 401", "500": "answered 500",
             "broken": "the answer was cut short"}  # fmt: skip
 
 
+@pytest.mark.network  # downloads from PyPI
 @pytest.mark.parametrize("mode", ["401", "500", "broken"])
 def test_lock_and_build_against_a_failing_index_never_show_the_token(
     project: Path, index: tuple[str, Path], mode: str
@@ -124,6 +125,7 @@ def test_lock_and_build_against_a_failing_index_never_show_the_token(
         assert "after 5 attempts" in building.stderr
 
 
+@pytest.mark.network  # downloads from PyPI
 def test_publish_time_downloads_never_show_the_token(
     project: Path, index: tuple[str, Path], aws: dict[str, str]
 ) -> None:
