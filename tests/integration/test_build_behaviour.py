@@ -18,8 +18,6 @@ from tests.conftest import RECIPES, layerkit, write_recipe
 from tests.unit.test_index import local_index
 from tests.wheels import make_wheel
 
-pytestmark = pytest.mark.network
-
 SMALL = (
     '[layer]\nname = "small"\nruntimes = ["python3.12"]\narchitectures = ["x86_64"]\n'
     '[python]\nrequirements = ["idna"]\n'
@@ -32,6 +30,7 @@ def build(project: Path, *args: str, **kwargs: Any) -> list[dict[str, Any]]:
     return artifacts
 
 
+@pytest.mark.network
 def test_the_same_recipe_and_lock_give_the_same_bytes_anywhere(tmp_path: Path) -> None:
     first, second = tmp_path / "laptop", tmp_path / "ci" / "checkout"
     shutil.copytree(RECIPES, first / "recipes", ignore=shutil.ignore_patterns("*.lock.txt"))
@@ -57,6 +56,7 @@ def test_the_same_recipe_and_lock_give_the_same_bytes_anywhere(tmp_path: Path) -
     assert (first / a["path"]).read_bytes() == (second / b["path"]).read_bytes()
 
 
+@pytest.mark.network
 def test_build_writes_a_missing_lock_and_refreshes_a_stale_one_saying_so(project: Path) -> None:
     write_recipe(project, "small", SMALL)
     first = layerkit("build", "small", cwd=project)
@@ -84,6 +84,7 @@ def test_locked_refuses_a_missing_lock_with_the_command_to_fix_it(project: Path)
     assert not (project / "dist").exists()
 
 
+@pytest.mark.network
 def test_lock_keeps_pinned_versions_until_asked_to_upgrade(project: Path) -> None:
     write_recipe(project, "small", SMALL.replace('["idna"]', '["idna==3.6"]'))
     layerkit("lock", "small", cwd=project)
@@ -99,6 +100,7 @@ def test_lock_keeps_pinned_versions_until_asked_to_upgrade(project: Path) -> Non
     assert upgraded.hashes != kept.hashes
 
 
+@pytest.mark.network
 def test_an_unchanged_build_is_a_no_op_and_a_deleted_zip_comes_back_from_the_cache(
     project: Path,
 ) -> None:
@@ -114,6 +116,7 @@ def test_an_unchanged_build_is_a_no_op_and_a_deleted_zip_comes_back_from_the_cac
     assert restored["sha256"] == built["sha256"]
 
 
+@pytest.mark.network
 def test_wheels_are_reused_across_recipes_without_the_index(project: Path) -> None:
     write_recipe(project, "small", SMALL)
     build(project, "small")
@@ -188,6 +191,7 @@ def test_a_lock_whose_hash_was_edited_fails_the_build(project: Path) -> None:
     assert built["status"] == "built"
 
 
+@pytest.mark.network
 def test_lock_check_passes_a_fresh_lock_and_refuses_a_stale_one(project: Path) -> None:
     write_recipe(project, "small", SMALL)
     layerkit("lock", "small", cwd=project)
@@ -198,6 +202,7 @@ def test_lock_check_passes_a_fresh_lock_and_refuses_a_stale_one(project: Path) -
     assert "is stale" in stale.stderr
 
 
+@pytest.mark.network
 def test_a_requirements_file_is_locked_and_named_as_the_source(project: Path) -> None:
     (project / "recipes" / "small.in").write_text("# shared with our tests\nidna\n")
     write_recipe(
@@ -214,6 +219,7 @@ def test_a_requirements_file_is_locked_and_named_as_the_source(project: Path) ->
     assert stale.returncode == 2
 
 
+@pytest.mark.network
 def test_strip_shrinks_shared_objects_and_the_layer_still_imports(
     project: Path, tmp_path: Path
 ) -> None:
@@ -234,6 +240,7 @@ def test_strip_shrinks_shared_objects_and_the_layer_still_imports(
     assert results == {"_yaml": "ok", "yaml": "ok"}
 
 
+@pytest.mark.network
 def test_a_new_description_rebuilds_the_zip_that_carries_it(project: Path) -> None:
     write_recipe(
         project, "small", SMALL.replace('name = "small"', 'name = "small"\ndescription = "one"')
@@ -249,6 +256,7 @@ def test_a_new_description_rebuilds_the_zip_that_carries_it(project: Path) -> No
         assert json.loads(zipped.read("layerkit/small.json"))["description"] == "two"
 
 
+@pytest.mark.network
 def test_a_no_op_build_never_reports_a_stale_hash_for_a_zip_changed_in_place(
     project: Path,
 ) -> None:

@@ -19,8 +19,6 @@ import yaml
 
 from tests.conftest import REPO, layerkit, write_recipe
 
-pytestmark = pytest.mark.network
-
 ACTIONLINT = Path(sys.executable).with_name("actionlint")
 RECIPE = (
     '[layer]\nname = "http"\nruntimes = ["python3.12"]\narchitectures = ["x86_64"]\n'
@@ -159,6 +157,7 @@ def parse_outputs(text: str) -> dict[str, str]:
     return outputs
 
 
+@pytest.mark.network
 def test_the_actions_steps_publish_to_moto_and_output_the_arns(
     project: Path, aws: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> None:
@@ -185,6 +184,7 @@ def git(repo: Path, *args: str) -> None:
     subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True)
 
 
+@pytest.mark.network
 def test_the_pre_commit_hooks_fail_on_a_stale_lock_and_on_a_template_behind(
     tmp_path: Path, aws: dict[str, str]
 ) -> None:

@@ -18,8 +18,6 @@ import pytest
 
 from tests.conftest import layerkit, write_recipe
 
-pytestmark = pytest.mark.network
-
 RECIPE = (
     '[layer]\nname = "mirrored"\nruntimes = ["python3.12"]\narchitectures = ["x86_64"]\n'
     '[python]\nrequirements = ["six>=1.16"]\n'
@@ -68,6 +66,7 @@ def test_first_index_is_kept_and_the_message_says_how_to_choose(
     assert not (project / "recipes" / "mirrored.python3.12-x86_64.lock.txt").exists()
 
 
+@pytest.mark.network
 def test_unsafe_best_match_takes_the_version_from_any_index(project: Path, mirror: Path) -> None:
     write_recipe(project, "mirrored", RECIPE)
     env = {"PIP_CONFIG_FILE": str(mirror)}
@@ -86,6 +85,7 @@ def test_unsafe_best_match_takes_the_version_from_any_index(project: Path, mirro
     assert bad.returncode == 2 and "LAYERKIT_INDEX_STRATEGY='best'" in bad.stderr
 
 
+@pytest.mark.network
 def test_a_committed_lock_built_through_a_partial_mirror_names_the_mirror(
     project: Path, mirror: Path, tmp_path: Path
 ) -> None:

@@ -16,8 +16,6 @@ import pytest
 from layerkit.builder.lockfile import parse
 from tests.conftest import layerkit, write_recipe
 
-pytestmark = pytest.mark.network
-
 RECIPE = """\
 [layer]
 name = "http"
@@ -66,6 +64,7 @@ def built(project: Path) -> Path:
     return project
 
 
+@pytest.mark.network
 def test_every_layer_carries_a_valid_cyclonedx_sbom_of_what_it_ships(built: Path) -> None:
     # Pure Python for both architectures: one ZIP, each wheel serving both targets.
     zip_path = built / "dist" / "http.zip"
@@ -110,6 +109,7 @@ def test_every_layer_carries_a_valid_cyclonedx_sbom_of_what_it_ships(built: Path
     assert b"pkg:pypi/urllib3@2.2.1" in xml
 
 
+@pytest.mark.network
 def test_the_sbom_is_the_same_bytes_from_another_folder_and_a_cold_cache(
     built: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
@@ -125,6 +125,7 @@ def test_the_sbom_is_the_same_bytes_from_another_folder_and_a_cold_cache(
         assert (elsewhere / name).read_bytes() == (built / name).read_bytes()
 
 
+@pytest.mark.network
 def test_a_removed_sidecar_comes_back_on_a_no_op_build(built: Path) -> None:
     sidecar = built / "dist" / "http.cdx.json"
     kept = sidecar.read_bytes()
@@ -134,6 +135,7 @@ def test_a_removed_sidecar_comes_back_on_a_no_op_build(built: Path) -> None:
     assert sidecar.read_bytes() == kept
 
 
+@pytest.mark.network
 def test_sbom_of_a_published_version_is_the_one_its_zip_carries(
     built: Path, aws: dict[str, str]
 ) -> None:

@@ -16,8 +16,6 @@ from tests.conftest import layerkit, write_recipe
 from tests.integration.test_audit import code, lam, session
 from tests.unit.test_osv import DATA, OsvServer
 
-pytestmark = pytest.mark.network
-
 OLD, FIXED = "urllib3==2.2.1", "urllib3==2.2.2"
 
 
@@ -29,6 +27,7 @@ def recipe(requirement: str, extra: str = "") -> str:
     )
 
 
+@pytest.mark.network
 def test_audit_names_each_advisory_the_functions_and_layers_that_ship_it(
     project: Path, aws: dict[str, str]
 ) -> None:
@@ -92,6 +91,7 @@ def test_audit_names_each_advisory_the_functions_and_layers_that_ship_it(
     assert json.loads(online.stdout)["vulnerable"] == found["vulnerable"]
 
 
+@pytest.mark.network
 def test_build_audit_refuses_a_vulnerable_lock_before_building(project: Path) -> None:
     write_recipe(project, "http", recipe(OLD))
     layerkit("lock", "http", cwd=project)
