@@ -125,6 +125,15 @@ def probe(available: Callable[[LayerArn], bool], arn: LayerArn) -> int | None:
     return found
 
 
+def _question(region: str, written: Written, caller: str) -> Question:
+    """What to ask of the account for a reference: the caller's layers are listed once per
+    (layer, region), whichever version each reference names; another account's are probed
+    from the version referenced."""
+    account = written.account or caller
+    start = 0 if account == caller else (written.version or 1)
+    return Question(region, account, written.layer, start)
+
+
 def _regions(
     written: Written, flags: list[str], published: dict[str, list[str]]
 ) -> tuple[str, ...]:
@@ -155,7 +164,7 @@ def plan(
     movable = [(s, w) for s, w in found if w.problem is None]
     caller = clients.account() if movable else ""
     questions = {
-        Question(region, w.account or caller, w.layer, w.version or 1)
+        _question(region, w, caller)
         for _, w in movable
         for region in _regions(w, regions, published)
     }
@@ -191,10 +200,7 @@ def _decide(
         partition_of(r) != written.partition for r in bump.regions
     ):
         return replace(bump, why=f"partition {written.partition} does not hold {bump.regions}")
-    account = written.account or caller
-    per_region = {
-        r: answers[Question(r, account, written.layer, written.version)] for r in bump.regions
-    }
+    per_region = {r: answers[_question(r, written, caller)] for r in bump.regions}
     unknown = [a.why for a in per_region.values() if a.newest is None]
     if unknown:
         return replace(bump, status=Status.unknown, why="; ".join(sorted(set(map(str, unknown)))))

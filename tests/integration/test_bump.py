@@ -345,3 +345,23 @@ def test_placeholder_regions_come_from_where_the_registry_saw_the_layer_publishe
     [row] = json.loads(done.stdout)  # --layer: the other layer is not looked at
     assert (row["layer"], row["regions"], row["to"]) == ("conf", ["eu-west-1", "us-east-1"], 2)
     assert template.read_text().count(":1\n") == 1  # other:1 left as it was
+
+
+def test_one_listing_per_layer_and_region_whatever_the_references(
+    aws: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from layerkit.account import bump
+    from layerkit.iac.sources import collect
+
+    publish(aws, "deps", "eu-west-1", 3)
+    publish(aws, "tools", "eu-west-1", 2)
+    for key, value in aws.items():
+        monkeypatch.setenv(key, value)
+    repo = tmp_path / "repo"
+    sources(repo)  # 7 references to deps (versions 1 and 2) and 1 to tools, in 7 files
+    clients = Clients()
+    planned = bump.plan(
+        collect([repo]), clients, regions=["eu-west-1"], published={}, layers=set(), to=None
+    )
+    assert len(planned) == 8
+    assert clients.calls["ListLayerVersions"] == 2  # deps and tools, once each
