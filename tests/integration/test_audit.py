@@ -576,52 +576,25 @@ def test_a_region_that_cannot_be_scanned_exits_6_and_the_rest_is_reported(
 ) -> None:
     """A proxy in front of moto answers every Lambda call for us-east-1 with AccessDenied,
     as an SCP that denies a region does; eu-west-1 goes through."""
-    import http.client
-    import http.server
-    import threading
-    import urllib.parse
+    from tests.proxy import proxy
 
-    target = urllib.parse.urlsplit(aws["AWS_ENDPOINT_URL"])
-
-    class Denying(http.server.BaseHTTPRequestHandler):
-        def _forward(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            if "/us-east-1/lambda/" in self.headers.get("Authorization", ""):
-                denied = b'{"Type": "User", "Message": "denied by an SCP"}'
-                self.send_response(403)
-                self.send_header("x-amzn-ErrorType", "AccessDeniedException")
-                self.send_header("Content-Length", str(len(denied)))
-                self.end_headers()
-                self.wfile.write(denied)
-                return
-            upstream = http.client.HTTPConnection(target.netloc, timeout=60)
-            upstream.request(self.command, self.path, body, dict(self.headers))
-            reply = upstream.getresponse()
-            data = reply.read()
-            self.send_response(reply.status)
-            for key, value in reply.getheaders():
-                if key.lower() not in ("transfer-encoding", "connection", "content-length"):
-                    self.send_header(key, value)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _forward
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
+    def deny(handler: Any, body: bytes) -> bool:
+        if "/us-east-1/lambda/" not in handler.headers.get("Authorization", ""):
+            return False
+        denied = b'{"Type": "User", "Message": "denied by an SCP"}'
+        handler.send_response(403)
+        handler.send_header("x-amzn-ErrorType", "AccessDeniedException")
+        handler.send_header("Content-Length", str(len(denied)))
+        handler.end_headers()
+        handler.wfile.write(denied)
+        return True
 
     lam(aws, "eu-west-1").publish_layer_version(LayerName="l", Content={"ZipFile": code()})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Denying)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
+    with proxy(aws["AWS_ENDPOINT_URL"], deny) as url:
         done = layerkit(
             "audit", "--region", "eu-west-1", "--region", "us-east-1", "--json", cwd=project,
-            env={**aws, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{server.server_address[1]}"},
-            check=False,
+            env={**aws, "AWS_ENDPOINT_URL": url}, check=False,
         )  # fmt: skip
-    finally:
-        server.shutdown()
     assert done.returncode == 6, done.stderr
     report = json.loads(done.stdout)
     [failure] = report["failures"]

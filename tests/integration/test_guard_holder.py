@@ -12,7 +12,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from layerkit.recipe import PublishSettings
 from tests.conftest import layerkit
 from tests.fleet import client
 from tests.integration.test_publish import REGIONS, files_recipe, versions
+from tests.proxy import proxy
 
 REGION = REGIONS[0]
 
@@ -129,40 +129,17 @@ def test_a_version_published_while_waiting_is_unchanged_with_a_note(
 def slow_publish(aws: dict[str, str]) -> Iterator[tuple[str, threading.Event, threading.Event]]:
     """(URL, reached, release): a proxy to moto that holds the upload of a layer's ZIP to
     S3 until released, then forwards it: an upload under way when the job is stopped."""
-    import http.client
-    import http.server
-
-    target = urllib.parse.urlsplit(aws["AWS_ENDPOINT_URL"])
     reached, release = threading.Event(), threading.Event()
 
-    class Proxy(http.server.BaseHTTPRequestHandler):
-        def _forward(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            if self.command == "PUT" and "/layerkit/conf/" in self.path:
-                reached.set()
-                release.wait(60)
-            upstream = http.client.HTTPConnection(target.netloc, timeout=60)
-            upstream.request(self.command, self.path, body, dict(self.headers))
-            reply = upstream.getresponse()
-            data = reply.read()
-            self.send_response(reply.status)
-            for key, value in reply.getheaders():
-                if key.lower() not in ("transfer-encoding", "connection", "content-length"):
-                    self.send_header(key, value)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+    def hold(handler: Any, body: bytes) -> bool:
+        if handler.command == "PUT" and "/layerkit/conf/" in handler.path:
+            reached.set()
+            release.wait(60)
+        return False  # then forwarded
 
-        do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _forward
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", reached, release
-    release.set()
-    server.shutdown()
+    with proxy(aws["AWS_ENDPOINT_URL"], hold) as url:
+        yield url, reached, release
+        release.set()
 
 
 def test_sigterm_during_a_held_upload_deletes_the_guard(

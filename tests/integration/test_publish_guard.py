@@ -5,8 +5,6 @@ from a real HTTP proxy in front of it that holds PublishLayerVersion back."""
 
 from __future__ import annotations
 
-import http.client
-import http.server
 import json
 import os
 import signal
@@ -14,9 +12,9 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -26,6 +24,7 @@ from layerkit.account.guard import Guard
 from tests.conftest import layerkit
 from tests.fleet import client
 from tests.integration.test_publish import REGIONS, files_recipe, versions
+from tests.proxy import proxy
 
 STALE = "1"  # seconds, instead of 60, so that the test does not wait a minute
 
@@ -33,39 +32,19 @@ STALE = "1"  # seconds, instead of 60, so that the test does not wait a minute
 @pytest.fixture
 def holding_proxy(aws: dict[str, str]) -> Iterator[tuple[str, threading.Event]]:
     """(URL, reached): a proxy to moto that never answers PublishLayerVersion."""
-    target = urllib.parse.urlsplit(aws["AWS_ENDPOINT_URL"])
     reached, release = threading.Event(), threading.Event()
 
-    class Proxy(http.server.BaseHTTPRequestHandler):
-        def _forward(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            if self.command == "POST" and self.path.startswith("/2018-10-31/layers/"):
-                reached.set()
-                release.wait(120)  # the caller is killed meanwhile; nothing is forwarded
-                self.close_connection = True
-                return
-            upstream = http.client.HTTPConnection(target.netloc, timeout=60)
-            upstream.request(self.command, self.path, body, dict(self.headers))
-            reply = upstream.getresponse()
-            data = reply.read()
-            self.send_response(reply.status)
-            for key, value in reply.getheaders():
-                if key.lower() not in ("transfer-encoding", "connection", "content-length"):
-                    self.send_header(key, value)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+    def hold(handler: Any, body: bytes) -> bool:
+        if handler.command == "POST" and handler.path.startswith("/2018-10-31/layers/"):
+            reached.set()
+            release.wait(120)  # the caller is killed meanwhile; nothing is forwarded
+            handler.close_connection = True
+            return True
+        return False
 
-        do_GET = do_POST = do_PUT = do_DELETE = _forward
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", reached
-    release.set()
-    server.shutdown()
+    with proxy(aws["AWS_ENDPOINT_URL"], hold) as url:
+        yield url, reached
+        release.set()
 
 
 def test_a_publish_killed_between_guard_and_version_does_not_block_the_next(
