@@ -34,8 +34,6 @@ for tree in trees:
             modules.add(entry.split(".")[0])
 results = {}
 for module in sorted(modules):
-    if module.startswith("_") and module != "_cffi_backend":
-        continue  # private helpers, imported by their packages
     try:
         importlib.import_module(module)
         results[module] = "ok"
