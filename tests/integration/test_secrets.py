@@ -147,7 +147,7 @@ def test_a_container_failing_after_pip_tools_is_installed_never_shows_the_token(
     failing private index, so pip-compile fails there, naming it: with the token, unless
     layerkit masks it."""
     url, ca = index
-    _Failing.mode = "500"
+    _Failing.mode = "404"  # the private project is not there: pip says so, and names the index
     # this machine's CAs (PyPI is reached through its TLS-intercepting proxy) and the index's
     system = Path(os.environ.get("SSL_CERT_FILE") or "/etc/ssl/certs/ca-certificates.crt")
     bundle = project / "bundle.pem"

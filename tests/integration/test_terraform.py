@@ -125,24 +125,12 @@ def applied(tmp_path: Path, aws: dict[str, str]) -> Path:
     return stack(tmp_path, aws, FUNCTION % execution_role(aws))
 
 
-def test_bump_gives_terraform_exactly_one_change_and_then_nothing(
+def test_rollout_leaves_terraforms_function_to_terraform_and_bump_moves_it(
     applied: Path, aws: dict[str, str]
 ) -> None:
-    state_before = (applied / "terraform.tfstate").read_bytes()
-    layerkit("bump", "--region", REGION, cwd=applied, env=aws)
-    assert ":layer:x:2" in (applied / "main.tf").read_text()
-    assert "# pinned; `layerkit bump` moves it" in (applied / "main.tf").read_text()
-    assert (applied / "terraform.tfstate").read_bytes() == state_before  # state is not a source
-
-    assert changes(applied) == [("aws_lambda_function.api", ["update"], ["layers"])]
-    terraform(applied, "apply", "-input=false", "-auto-approve")
-    assert layers_of(aws, "api") == [f"arn:aws:lambda:{REGION}:123456789012:layer:x:2"]
-    assert changes(applied) == []
-
-
-def test_rollout_refuses_terraforms_function_and_the_drift_it_would_cause_is_real(
-    applied: Path, aws: dict[str, str]
-) -> None:
+    """One story, one stack: rollout refuses the function Terraform owns; forced, the
+    drift is real (Terraform plans to undo it); bump is the way, and gives Terraform
+    exactly one in-place change, then nothing."""
     refused = layerkit("rollout", "x", "--region", REGION, "--owner-tag", "ManagedBy",
                        cwd=applied, env=aws, check=False)  # fmt: skip
     assert refused.returncode == 7
@@ -153,8 +141,20 @@ def test_rollout_refuses_terraforms_function_and_the_drift_it_would_cause_is_rea
     forced = layerkit("rollout", "x", "--region", REGION, "--owner-tag", "ManagedBy",
                       "--allow-drift", cwd=applied, env=aws)  # fmt: skip
     assert "drift: ManagedBy=terraform will put its own layers back" in forced.stdout
-    # the warning is true: Terraform plans to put x:1 back
     assert changes(applied) == [("aws_lambda_function.api", ["update"], ["layers"])]
+    terraform(applied, "apply", "-input=false", "-auto-approve")  # the owner puts x:1 back
+    assert layers_of(aws, "api") == [f"arn:aws:lambda:{REGION}:123456789012:layer:x:1"]
+
+    state_before = (applied / "terraform.tfstate").read_bytes()
+    layerkit("bump", "--region", REGION, cwd=applied, env=aws)
+    assert ":layer:x:2" in (applied / "main.tf").read_text()
+    assert "# pinned; `layerkit bump` moves it" in (applied / "main.tf").read_text()
+    assert (applied / "terraform.tfstate").read_bytes() == state_before  # state is not a source
+
+    assert changes(applied) == [("aws_lambda_function.api", ["update"], ["layers"])]
+    terraform(applied, "apply", "-input=false", "-auto-approve")
+    assert layers_of(aws, "api") == [f"arn:aws:lambda:{REGION}:123456789012:layer:x:2"]
+    assert changes(applied) == []
 
 
 def test_a_layer_built_in_another_clone_plans_no_change(
