@@ -108,8 +108,8 @@ def collect(paths: list[Path]) -> Sources:
     found = Sources([], [], 0)
     seen: set[Path] = set()
     for given in paths:
-        if given.is_file() and not given.is_symlink():
-            candidates: list[Path] | Iterator[Path] = [given]
+        if given.is_file():
+            candidates: list[Path] | Iterator[Path] = [given.resolve()]  # given: followed
         else:
             listed = _listed_by_git(given)
             candidates = listed if listed is not None else _walked(given)
@@ -123,9 +123,10 @@ def collect(paths: list[Path]) -> Sources:
                         Skipped(path, f"a symbolic link out of the given paths (to {target})")
                     )
                 continue  # a link inside the paths: its target is read under its own name
-            if path in seen or not path.is_file():
+            # the same file under two spellings (`bump . infra/`) is read once
+            if path.resolve() in seen or not path.is_file():
                 continue  # a tracked file deleted from the work tree, a submodule
-            seen.add(path)
+            seen.add(path.resolve())
             found.files += 1
             _read(path, found)
     return found

@@ -123,7 +123,9 @@ def test_generated_vendored_and_ignored_trees_are_never_read(tmp_path: Path) -> 
     assert listed == ["infra/t.yaml"]
 
 
-def test_links_are_not_followed_and_bad_files_are_reported(tmp_path: Path) -> None:
+def test_links_are_not_followed_and_bad_files_are_reported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     arn = b"arn:aws:lambda:eu-west-1:123456789012:layer:deps:1\n"
     outside = tmp_path / "outside"
     outside.mkdir()
@@ -152,6 +154,13 @@ def test_links_are_not_followed_and_bad_files_are_reported(tmp_path: Path) -> No
     if os.geteuid() != 0:
         assert "cannot be read" in why["unreadable.yaml"]
     assert "inside.yaml" not in why  # its target is read under its own name
+
+    # overlapping paths, spelt two ways, read each file once; a link given by name is
+    # followed (here to the same file)
+    monkeypatch.chdir(tmp_path)
+    twice = collect([Path("tree"), tree / "real.yaml", tree / "inside.yaml"])
+    assert [s.path.name for s in twice.read].count("real.yaml") == 1
+    assert collect([tree / "inside.yaml"]).read[0].path == tree / "real.yaml"
 
     with pytest.raises(UserError, match="nowhere does not exist"):
         collect([tmp_path / "nowhere"])
