@@ -104,8 +104,9 @@ class Scope:
     owner_tags: tuple[str, ...] = ()  # tag keys that mark who deploys a function
 
     def scan(self) -> tuple[dict[str, Clients], list[Scan]]:
+        probe = Clients(profile=self.profile)  # makes no call: botocore's list of regions
         for region in self.regions:  # named before any call, not as an endpoint unreachable
-            Clients(profile=self.profile).check_region("lambda", region)
+            probe.check_region("lambda", region)
         accounts = accounts_to_scan(
             self.profile, list(self.role_arns), self.organization, self.role_name
         )
