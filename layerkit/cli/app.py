@@ -402,7 +402,7 @@ def bump(
     layer: Annotated[
         list[str] | None, typer.Option("--layer", help="Only this layer (repeatable).")
     ] = None,
-    to: Annotated[int | None, typer.Option("--to", help="Pin this version instead.")] = None,
+    to: Annotated[int | None, typer.Option("--to", min=1, help="Pin this version instead.")] = None,
     region: Annotated[
         list[str] | None,
         typer.Option(

@@ -109,6 +109,7 @@ CASES = [
     ("bump-symlink-loop", ["bump", "loop"], {}, 2, "loop is a broken symbolic link, or a loop"),
     ("bump-no-credentials", ["bump", "template.yaml"], NO_AWS, 2, NO_CREDENTIALS),
     ("bump-to-not-a-number", ["bump", "template.yaml", "--to", "latest"], {}, 2, "'latest'"),
+    ("bump-to-no-version", ["bump", "template.yaml", "--to", "0"], {}, 2, "'--to': 0"),
 ]  # fmt: skip
 
 
