@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 from layerkit.errors import UserError
 
@@ -22,6 +23,17 @@ from layerkit.errors import UserError
 # opens nothing, and importing them costs a twentieth of it.
 if TYPE_CHECKING:
     import zipfile
+
+
+def parse_toml(text: str) -> dict[str, Any]:
+    """TOML text as a table (tomllib; tomli before 3.11). Bad TOML raises a ValueError
+    (tomllib's TOMLDecodeError) saying where."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
+    table: dict[str, Any] = tomllib.loads(text)
+    return table
 
 
 def sha256_of(path: Path) -> str:

@@ -10,7 +10,6 @@ import datetime
 import difflib
 import logging
 import re
-import sys
 from collections.abc import Callable
 from dataclasses import MISSING, dataclass, field, fields, is_dataclass
 from pathlib import Path, PurePosixPath
@@ -21,12 +20,14 @@ from packaging.utils import canonicalize_name
 
 from layerkit import quota
 from layerkit.errors import RecipeError
-from layerkit.targets import ARCHITECTURES, RUNTIME_PROVIDED, RUNTIMES, Target
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
+from layerkit.files import parse_toml
+from layerkit.targets import (
+    ARCHITECTURES,
+    RUNTIME_PROVIDED,
+    RUNTIMES,
+    Target,
+    lifecycle_of,
+)
 
 log = logging.getLogger("layerkit")
 
@@ -261,15 +262,15 @@ class _Reader:
 def load(path: Path, today: Callable[[], datetime.date] = datetime.date.today) -> Recipe:
     """Read and validate a recipe; raise RecipeError naming the key at fault."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = parse_toml(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise RecipeError(str(path), "", "no such recipe file.") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise RecipeError(str(path), "", f"is not valid TOML: {exc}.") from None
     except UnicodeDecodeError:
         raise RecipeError(
             str(path), "", "is not UTF-8 text (TOML files are UTF-8): save it as UTF-8."
         ) from None
+    except ValueError as exc:  # tomllib's TOMLDecodeError
+        raise RecipeError(str(path), "", f"is not valid TOML: {exc}.") from None
     except IsADirectoryError:
         raise RecipeError(str(path), "", "is a folder: name a recipe's .toml file.") from None
     except OSError as exc:
@@ -305,15 +306,14 @@ def load(path: Path, today: Callable[[], datetime.date] = datetime.date.today) -
     runtimes = reader.choices(layer, "runtimes", RUNTIMES, "Python runtimes")
     architectures = reader.choices(layer, "architectures", ARCHITECTURES, "architectures")
     for runtime in runtimes:
-        deprecated = RUNTIMES[runtime].deprecated
-        if deprecated is not None and deprecated <= today():
+        lifecycle = lifecycle_of(runtime)
+        stage = lifecycle.stage(today()) if lifecycle else None
+        if stage is not None:
             log.warning(
-                "%s: layer.runtimes: %s was deprecated on %s; Lambda no longer patches it. "
-                "Move the recipe to python3.12 or newer.",
-                path,
-                runtime,
-                deprecated.isoformat(),
-            )
+                "%s: layer.runtimes: %s was %s. Lambda no longer patches it: move the "
+                "recipe to a supported runtime.",
+                path, runtime, stage,
+            )  # fmt: skip
 
     python = reader.table("python")
     requirements = reader.strings(python, "python", "requirements")

@@ -112,10 +112,14 @@ OWNER_TAGS: Setting[tuple[str, ...]] = Setting(
 OSV_URL: Setting[str] = Setting(
     "LAYERKIT_OSV_URL", None, None, lambda env: "https://api.osv.dev", str
 )
+# Runtime lifecycle dates over the built-in table (targets.lifecycles reads and checks it).
+RUNTIMES_FILE: Setting[Path | None] = Setting(
+    "LAYERKIT_RUNTIMES_FILE", None, None, lambda env: None, Path
+)
 
 SETTINGS: tuple[Setting[Any], ...] = (
     CACHE_DIR, REGISTRY, INDEX_STRATEGY, REQUIRE_BYTECODE, S3_BUCKET, ALIGN_VERSIONS,
-    GUARD_STALE_SECONDS, OWNER_TAGS, OSV_URL,
+    GUARD_STALE_SECONDS, OWNER_TAGS, OSV_URL, RUNTIMES_FILE,
 )  # fmt: skip
 
 

@@ -7,9 +7,13 @@ the wheels may need and the CPU the shared objects must be built for.
 from __future__ import annotations
 
 import datetime
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, replace
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING
+
+from layerkit.errors import UserError
 
 if TYPE_CHECKING:
     from packaging.tags import Tag
@@ -21,7 +25,6 @@ class Runtime:
     python: tuple[int, int]
     os: str
     glibc: tuple[int, int]
-    deprecated: datetime.date | None = None
 
     @property
     def python_version(self) -> str:
@@ -33,22 +36,149 @@ class Runtime:
 RUNTIMES: dict[str, Runtime] = {
     r.name: r
     for r in (
-        Runtime("python3.9", (3, 9), "Amazon Linux 2", (2, 26), datetime.date(2025, 12, 15)),
-        Runtime("python3.10", (3, 10), "Amazon Linux 2", (2, 26), datetime.date(2026, 6, 30)),
-        Runtime("python3.11", (3, 11), "Amazon Linux 2", (2, 26), datetime.date(2026, 6, 30)),
+        Runtime("python3.9", (3, 9), "Amazon Linux 2", (2, 26)),
+        Runtime("python3.10", (3, 10), "Amazon Linux 2", (2, 26)),
+        Runtime("python3.11", (3, 11), "Amazon Linux 2", (2, 26)),
         Runtime("python3.12", (3, 12), "Amazon Linux 2023", (2, 34)),
         Runtime("python3.13", (3, 13), "Amazon Linux 2023", (2, 34)),
         Runtime("python3.14", (3, 14), "Amazon Linux 2023", (2, 34)),
     )
 }
 
-# Python runtimes Lambda no longer offers, with the date each was deprecated.
-RETIRED_RUNTIMES: dict[str, datetime.date] = {
-    "python2.7": datetime.date(2021, 7, 15),
-    "python3.6": datetime.date(2022, 7, 18),
-    "python3.7": datetime.date(2023, 12, 4),
-    "python3.8": datetime.date(2024, 10, 14),
+
+@dataclass(frozen=True)
+class Lifecycle:
+    """A runtime's end of support, in Lambda's three steps, and where the dates come from:
+    AWS moves them (python3.9 went from 2025-10-31 to 2025-12-15), so every warning says
+    the date it relies on and its source."""
+
+    deprecated: datetime.date | None  # no more patches or support
+    block_create: datetime.date | None  # no new functions on it
+    block_update: datetime.date | None  # no more updates to functions on it
+    source: str  # a page, or the LAYERKIT_RUNTIMES_FILE that overrode it
+    checked: datetime.date | None  # when the source was read
+
+    def stage(self, today: datetime.date) -> str | None:
+        """What has happened by `today`, with the dates, or None while supported."""
+        if self.deprecated is None or self.deprecated > today:
+            return None
+        said = f"deprecated on {self.deprecated}"
+        for step, date in (("creating functions", self.block_create),
+                           ("updating functions", self.block_update)):  # fmt: skip
+            if date is not None:
+                said += f"; {step} is blocked {'since' if date <= today else 'from'} {date}"
+        return f"{said} (dates from {self.cited})"
+
+    @property
+    def cited(self) -> str:
+        return f"{self.source}, read {self.checked}" if self.checked else self.source
+
+
+RUNTIMES_PAGE = "https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtimes.html"
+_READ = datetime.date(2026, 12, 2)  # every row below checked against the page that day
+
+
+def _dates(
+    deprecated: str, block_create: str, block_update: str
+) -> tuple[datetime.date, datetime.date, datetime.date]:
+    day = datetime.date.fromisoformat
+    return day(deprecated), day(block_create), day(block_update)
+
+
+# Lambda's runtimes page, "Supported runtimes" and "Deprecated runtimes": deprecation,
+# block function create, block function update. python3.10 and python3.11 were first
+# given 2026-06-30, then moved (3.10 to 2026-10-31, 3.11 to 2027-06-30); the page's
+# newer dates are these. A date AWS moves again is one LAYERKIT_RUNTIMES_FILE away.
+LIFECYCLES: dict[str, Lifecycle] = {
+    name: Lifecycle(*_dates(*dates), source=RUNTIMES_PAGE, checked=_READ)
+    for name, dates in {
+        "python2.7": ("2021-07-15", "2022-05-30", "2022-07-15"),
+        "python3.6": ("2022-07-18", "2022-08-29", "2022-09-29"),
+        "python3.7": ("2023-12-04", "2024-01-09", "2024-02-28"),
+        "python3.8": ("2024-10-14", "2025-02-28", "2025-03-31"),
+        "python3.9": ("2025-12-15", "2026-06-01", "2026-07-01"),
+        "python3.10": ("2026-10-31", "2026-11-30", "2027-01-15"),
+        "python3.11": ("2027-06-30", "2027-07-31", "2027-08-31"),
+        "python3.12": ("2028-10-31", "2028-11-30", "2029-01-10"),
+        "python3.13": ("2029-06-30", "2029-07-31", "2029-08-31"),
+        "python3.14": ("2029-06-30", "2029-07-31", "2029-08-31"),
+    }.items()
 }
+
+RUNTIMES_FILE = "LAYERKIT_RUNTIMES_FILE"  # declared with the other settings in settings.py
+_OVERLAY_KEYS = {"deprecated": "deprecated", "block-create": "block_create",
+                 "block-update": "block_update"}  # fmt: skip
+_overlays: dict[tuple[str, float], dict[str, Lifecycle]] = {}
+
+
+def lifecycles(env: os._Environ[str] | dict[str, str] | None = None) -> dict[str, Lifecycle]:
+    """Every runtime's lifecycle: the table above, with LAYERKIT_RUNTIMES_FILE's tables
+    over it (one per runtime identifier; `deprecated`, `block-create`, `block-update` as
+    TOML dates). A file that does not parse is named, with the key, before any work."""
+    path_text = (os.environ if env is None else env).get(RUNTIMES_FILE, "")
+    if not path_text:
+        return LIFECYCLES
+    path = Path(path_text).expanduser()
+    try:
+        key = (str(path.resolve()), path.stat().st_mtime)
+    except OSError:
+        raise UserError(
+            f"{RUNTIMES_FILE}={path_text!r}: there is no such file. Point it at a TOML file "
+            "with a [python3.11] table (deprecated, block-create, block-update), or unset it."
+        ) from None
+    if key not in _overlays:
+        _overlays[key] = _overlay(path)
+    return _overlays[key]
+
+
+def _overlay(path: Path) -> dict[str, Lifecycle]:
+    from layerkit.files import parse_toml
+
+    try:
+        data = parse_toml(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:  # UnicodeDecodeError and TOMLDecodeError too
+        raise UserError(f"{path} ({RUNTIMES_FILE}) is not valid TOML: {exc}.") from None
+    found = dict(LIFECYCLES)
+    for runtime, table in _runtime_tables(data):
+        if not isinstance(table, dict):
+            raise UserError(
+                f"{path} ({RUNTIMES_FILE}): {runtime} must be a table, like "
+                f"[{runtime}] with deprecated = 2027-06-30."
+            )
+        changes: dict[str, datetime.date] = {}
+        for name, value in table.items():
+            if name not in _OVERLAY_KEYS:
+                raise UserError(
+                    f"{path} ({RUNTIMES_FILE}): {runtime}.{name} is not a lifecycle date; "
+                    f"use {', '.join(_OVERLAY_KEYS)}."
+                )
+            if not isinstance(value, datetime.date) or isinstance(value, datetime.datetime):
+                raise UserError(
+                    f"{path} ({RUNTIMES_FILE}): {runtime}.{name} = {value!r} is not a TOML "
+                    "date: write it bare, like 2027-06-30."
+                )
+            changes[_OVERLAY_KEYS[name]] = value
+        base = found.get(runtime, Lifecycle(None, None, None, "", None))
+        found[runtime] = replace(base, **changes, source=str(path), checked=None)
+    return found
+
+
+def _runtime_tables(data: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    """(runtime identifier, its table): TOML reads [python3.11] as python3 -> 11, so
+    tables of tables are joined back with dots."""
+    found = []
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and any(isinstance(v, dict) for v in value.values()):
+            found += _runtime_tables(value, f"{name}.")
+        else:
+            found.append((name, value))
+    return found
+
+
+def lifecycle_of(runtime: str) -> Lifecycle | None:
+    return lifecycles().get(runtime)
+
 
 # Lambda's architecture name -> the machine name in wheel tags and `uname -m`.
 ARCHITECTURES: dict[str, str] = {"x86_64": "x86_64", "arm64": "aarch64"}

@@ -20,7 +20,7 @@ from packaging.utils import canonicalize_name
 from layerkit.account.model import FunctionVersion, LayerVersion
 from layerkit.layer.manifest import LayerManifest
 from layerkit.quota import LAYERS_PER_FUNCTION, UNZIPPED_LIMIT
-from layerkit.targets import RETIRED_RUNTIMES, RUNTIMES
+from layerkit.targets import lifecycle_of
 
 
 class Kind(str, Enum):
@@ -53,14 +53,11 @@ def python_of(runtime: str) -> str | None:
     return runtime.removeprefix("python")
 
 
-def deprecated_on(runtime: str) -> datetime.date | None:
-    known = RUNTIMES.get(runtime)
-    return known.deprecated if known else RETIRED_RUNTIMES.get(runtime)
-
-
-def _past(runtime: str, today: datetime.date) -> bool:
-    date = deprecated_on(runtime)
-    return date is not None and date <= today
+def stage_of(runtime: str, today: datetime.date) -> str | None:
+    """What Lambda's end of support has done to a runtime by `today`, with its dates and
+    their source; None while it is supported (or unknown)."""
+    lifecycle = lifecycle_of(runtime)
+    return lifecycle.stage(today) if lifecycle else None
 
 
 def incompatible(
@@ -183,14 +180,16 @@ def findings(
             for reason in incompatible(fn, declared.get(arn), manifests.get(arn)):
                 found.append(finding(Kind.incompatible, arn, reason))
             layer = declared.get(arn)
-            if layer and layer.runtimes and all(_past(r, today) for r in layer.runtimes):
-                runtimes = ", ".join(layer.runtimes)
-                reason = f"every runtime the layer declares ({runtimes}) is deprecated"
+            stages = [stage_of(r, today) for r in layer.runtimes] if layer else []
+            if layer and stages and all(stages):
+                said = "; ".join(f"{r} {st}" for r, st in zip(layer.runtimes, stages, strict=True))
+                reason = f"every runtime the layer declares is deprecated: {said}"
                 found.append(finding(Kind.deprecated, arn, reason))
-        if _past(fn.runtime, today):
+        stage = stage_of(fn.runtime, today)
+        if stage is not None:
             reason = (
-                f"{fn.runtime} was deprecated on {deprecated_on(fn.runtime)}: move the "
-                "function to a supported runtime, and its layers with it"
+                f"{fn.runtime} was {stage}: move the function to a supported runtime, and "
+                "its layers with it"
             )
             found.append(finding(Kind.deprecated, "", reason))
         for arn, reason in shadowed(fn.layers, manifests, python_of(fn.runtime)):

@@ -11,7 +11,6 @@ import hashlib
 import logging
 import shlex
 import shutil
-import sys
 import tempfile
 import zipfile
 from collections.abc import Callable
@@ -313,10 +312,7 @@ def build_requirements(sdist: Path) -> list[str]:
     (get_requires_for_build_wheel) are not known before: the index gives those."""
     import tarfile
 
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover
-        import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
+    from layerkit.files import parse_toml
 
     legacy = ["setuptools>=40.8.0", "wheel"]
     try:
@@ -336,7 +332,7 @@ def build_requirements(sdist: Path) -> list[str]:
                 text = handle.read() if handle else None
         if text is None:
             return legacy
-        requires = tomllib.loads(text.decode("utf-8")).get("build-system", {}).get("requires")
+        requires = parse_toml(text.decode("utf-8")).get("build-system", {}).get("requires")
     except (OSError, tarfile.TarError, zipfile.BadZipFile, UnicodeDecodeError, ValueError):
         return legacy
     return [str(r) for r in requires] if isinstance(requires, list) else legacy

@@ -308,7 +308,9 @@ def _scope(
     owner_tag: list[str] | None = None,
 ) -> "Scope":
     from layerkit.account.scan import Scope
+    from layerkit.targets import lifecycles
 
+    lifecycles()  # a LAYERKIT_RUNTIMES_FILE that does not parse is named before any call
     owner_tags = settings.resolve(settings.OWNER_TAGS, os.environ, flag=tuple(owner_tag or ()))
     return Scope(
         profile, tuple(role_arn or ()), organization, role_name, tuple(region or ()), owner_tags

@@ -86,16 +86,20 @@ def test_unknown_architecture_suggests_arm64(tmp_path: Path) -> None:
     assert "Allowed: x86_64, arm64" in str(exc)
 
 
-def test_deprecated_runtime_is_a_warning_not_an_error(
+def test_deprecated_runtime_is_a_warning_with_its_dates_and_their_source(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    path = write(tmp_path, GOOD.replace('"python3.13"', '"python3.11"'))
+    path = write(tmp_path, GOOD.replace('"python3.13"', '"python3.10"'))
     with caplog.at_level(logging.WARNING, logger="layerkit"):
-        load(path, today=lambda: datetime.date(2026, 11, 26))
-    assert "python3.11 was deprecated on 2026-06-30" in caplog.text
+        load(path, today=lambda: datetime.date(2026, 12, 2))
+    said = " ".join(caplog.text.split())
+    assert "python3.10 was deprecated on 2026-10-31" in said
+    assert "creating functions is blocked since 2026-11-30" in said
+    assert "updating functions is blocked from 2027-01-15" in said
+    assert "docs.aws.amazon.com/lambda/latest/dg/lambda-runtimes.html, read 2026-12-02" in said
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="layerkit"):
-        load(path, today=lambda: datetime.date(2026, 1, 1))
+        load(path, today=lambda: datetime.date(2026, 10, 30))
     assert caplog.text == ""
 
 
