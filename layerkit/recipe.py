@@ -98,10 +98,13 @@ class PublishSettings:
     parameter: str = out_of_key(_PUBLISH, "/layers/{layer}/latest")
     s3_bucket: str | None = out_of_key(_PUBLISH, None)  # for ZIPs over 50 MB; {region} filled in
     align_versions: bool = out_of_key(_PUBLISH, False)  # the same version number everywhere
+    public: bool = out_of_key(_PUBLISH, False)  # principals may hold "*": every AWS account
+    signing_profile: str | None = out_of_key(_PUBLISH, None)  # AWS Signer profile to sign with
 
 
 REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d")
-PRINCIPAL = re.compile(r"\*|\d{12}|arn:aws:iam::\d{12}:root")
+PRINCIPAL = re.compile(r"\*|\d{12}|arn:aws(-[a-z]+)*:iam::\d{12}:root")
+SIGNING_PROFILE = re.compile(r"[a-zA-Z0-9_]{2,64}")  # Signer's profileName
 ORGANIZATION = re.compile(r"o-[a-z0-9]{10,32}")
 
 
@@ -185,6 +188,8 @@ _SCHEMA: dict[str, set[str]] = {
         "parameter",
         "s3-bucket",
         "align-versions",
+        "public",
+        "signing-profile",
     },
     "slim": {"tests", "stubs", "strip", "keep", "bytecode"},
     "files": {"source", "target"},
@@ -406,7 +411,7 @@ def _publish(reader: _Reader) -> PublishSettings:
             raise reader.fail(
                 "publish.principals",
                 f"{principal!r} is not a principal Lambda accepts: use a 12-digit account "
-                "ID, arn:aws:iam::<account>:root, or '*' for everyone.",
+                "ID, arn:aws:iam::<account>:root, or '*' for everyone (with public = true).",
             )
     organization = reader.get(table, "publish", "organization", str)
     if organization is not None and not ORGANIZATION.fullmatch(organization):
@@ -416,6 +421,12 @@ def _publish(reader: _Reader) -> PublishSettings:
     parameter = reader.get(table, "publish", "parameter", str, PublishSettings.parameter)
     if parameter and not parameter.startswith("/"):
         raise reader.fail("publish.parameter", f"{parameter!r} must start with '/'.")
+    profile = reader.get(table, "publish", "signing-profile", str)
+    if profile is not None and not SIGNING_PROFILE.fullmatch(profile):
+        raise reader.fail(
+            "publish.signing-profile",
+            f"{profile!r} is not a Signer profile name (2 to 64 letters, digits or _).",
+        )
     return PublishSettings(
         regions=tuple(regions),
         principals=tuple(principals),
@@ -423,6 +434,8 @@ def _publish(reader: _Reader) -> PublishSettings:
         parameter=parameter,
         s3_bucket=reader.get(table, "publish", "s3-bucket", str),
         align_versions=reader.get(table, "publish", "align-versions", bool, False),
+        public=reader.get(table, "publish", "public", bool, False),
+        signing_profile=profile,
     )
 
 

@@ -24,9 +24,9 @@ from layerkit.layer.manifest import Change, LayerManifest, diff
 
 # PRAGMA user_version: which migrations a registry file has had. A newer layerkit runs the
 # missing ones; an older one refuses a newer file rather than misread it.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 BUSY_SECONDS = 30
-_SCHEMA = """
+_SCHEMA_1 = """
 CREATE TABLE IF NOT EXISTS builds (
     id INTEGER PRIMARY KEY,
     recipe TEXT NOT NULL,
@@ -55,6 +55,24 @@ CREATE TABLE IF NOT EXISTS versions (
     git_commit TEXT
 );
 """
+# Each schema version's migration from the one before; a new file runs them all.
+_MIGRATIONS = {
+    1: _SCHEMA_1,
+    2: "ALTER TABLE versions ADD COLUMN signing TEXT;",  # JSON of Signing
+}
+
+
+@dataclass(frozen=True)
+class Signing:
+    """How a published version was signed (AWS Signer): what Lambda checks a function's
+    code signing configuration against."""
+
+    profile_version_arn: str
+    job_arn: str
+    signed_sha256: str  # the signed ZIP's: Lambda's CodeSha256 of the version
+
+    def as_dict(self) -> dict[str, str]:
+        return dict(self.__dict__)
 
 
 @dataclass(frozen=True)
@@ -73,11 +91,13 @@ class Version:
     manifest: LayerManifest | None = None
     by: str | None = None
     git_commit: str | None = None
+    signing: Signing | None = None
 
     def as_dict(self) -> dict[str, Any]:
         data = dict(self.__dict__)
         data["runtimes"], data["architectures"] = list(self.runtimes), list(self.architectures)
         data["manifest"] = self.manifest.to_json() if self.manifest else None
+        data["signing"] = self.signing.as_dict() if self.signing else None
         return data
 
 
@@ -159,9 +179,12 @@ class Registry:
             )
         if version < SCHEMA_VERSION:
             with db:  # two processes opening a new file at once: one migrates, one waits
-                db.executescript(
-                    f"BEGIN IMMEDIATE; {_SCHEMA} PRAGMA user_version = {SCHEMA_VERSION};"
-                )
+                db.execute("BEGIN IMMEDIATE")
+                version = int(db.execute("PRAGMA user_version").fetchone()[0])  # the other's?
+                for step in range(version + 1, SCHEMA_VERSION + 1):
+                    for statement in filter(str.strip, _MIGRATIONS[step].split(";")):
+                        db.execute(statement)
+                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def _unreadable(self, exc: sqlite3.DatabaseError) -> UserError:
         if "locked" in str(exc) or "busy" in str(exc):
@@ -196,13 +219,23 @@ class Registry:
         with self._db() as db:
             for v in versions:
                 db.execute(
-                    "INSERT OR REPLACE INTO versions (arn, layer, region, account, version,"
+                    "INSERT INTO versions (arn, layer, region, account, version,"
                     " sha256, size, description, runtimes, architectures, created, manifest,"
-                    " by, git_commit) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " by, git_commit, signing)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                    # a version found again unchanged keeps how it was signed
+                    " ON CONFLICT(arn) DO UPDATE SET layer=excluded.layer,"
+                    " region=excluded.region, account=excluded.account,"
+                    " version=excluded.version, sha256=excluded.sha256, size=excluded.size,"
+                    " description=excluded.description, runtimes=excluded.runtimes,"
+                    " architectures=excluded.architectures, created=excluded.created,"
+                    " manifest=excluded.manifest, by=excluded.by,"
+                    " git_commit=excluded.git_commit,"
+                    " signing=COALESCE(excluded.signing, versions.signing)",
                     (v.arn, v.layer, v.region, v.account, v.version, v.sha256, v.size,
                      v.description, json.dumps(v.runtimes), json.dumps(v.architectures),
                      v.created, _stored(v.manifest), v.by,
-                     v.git_commit),
+                     v.git_commit, json.dumps(v.signing.as_dict()) if v.signing else None),
                 )  # fmt: skip
 
     def versions(self, layer: str | None = None, region: str | None = None) -> list[Version]:
@@ -231,6 +264,7 @@ class Registry:
                 else None,
                 by=r["by"],
                 git_commit=r["git_commit"],
+                signing=Signing(**json.loads(r["signing"])) if r["signing"] else None,
             )
             for r in rows
         ]

@@ -93,6 +93,16 @@ ALIGN_VERSIONS: Setting[bool] = Setting(
     "LAYERKIT_ALIGN_VERSIONS", "--align-versions", "publish.align-versions",
     lambda env: False, _boolean,
 )  # fmt: skip
+SIGNING_PROFILE: Setting[str | None] = Setting(
+    "LAYERKIT_SIGNING_PROFILE", "--signing-profile", "publish.signing-profile",
+    lambda env: None, str,
+)  # fmt: skip
+SIGNING_WAIT_SECONDS: Setting[float] = Setting(
+    "LAYERKIT_SIGNING_WAIT_SECONDS", "--signing-wait", None, lambda env: 600.0, _positive_seconds
+)
+PUBLIC: Setting[bool] = Setting(
+    "LAYERKIT_PUBLIC", "--public", "publish.public", lambda env: False, _boolean
+)
 GUARD_STALE_SECONDS: Setting[float] = Setting(
     "LAYERKIT_GUARD_STALE_SECONDS", None, None,
     lambda env: 60.0, _positive_seconds,
@@ -119,6 +129,7 @@ RUNTIMES_FILE: Setting[Path | None] = Setting(
 
 SETTINGS: tuple[Setting[Any], ...] = (
     CACHE_DIR, REGISTRY, INDEX_STRATEGY, REQUIRE_BYTECODE, S3_BUCKET, ALIGN_VERSIONS,
+    SIGNING_PROFILE, SIGNING_WAIT_SECONDS, PUBLIC,
     GUARD_STALE_SECONDS, OWNER_TAGS, OSV_URL, RUNTIMES_FILE,
 )  # fmt: skip
 

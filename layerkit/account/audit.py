@@ -13,9 +13,10 @@ import io
 import logging
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 from pathlib import Path
+from typing import Any
 
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
@@ -24,8 +25,8 @@ from layerkit import osv
 from layerkit.account import attach
 from layerkit.account.attach import Finding
 from layerkit.account.clients import Clients
-from layerkit.account.gateways import Layers
-from layerkit.account.model import LayerArn
+from layerkit.account.gateways import Account, Layers
+from layerkit.account.model import LayerArn, account_of
 from layerkit.account.scan import Scan, Scope, api_calls
 from layerkit.errors import AWSError, UserError
 from layerkit.http import Client, HttpError, Mismatch
@@ -130,6 +131,64 @@ class Vulnerable:
 
 
 @dataclass(frozen=True)
+class Exposed:
+    """A layer version of a scanned account that someone outside may read."""
+
+    account: str
+    region: str
+    arn: str
+    statement: str  # the policy statement's Sid
+    principal: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Organization:
+    """With --organization: which accounts are inside, and the organization's ID."""
+
+    id: str
+    accounts: frozenset[str]
+
+
+def _principal(statement: dict[str, Any]) -> str:
+    principal = statement.get("Principal", "")
+    if isinstance(principal, dict):
+        principal = principal.get("AWS", "")
+    return str(principal[0] if isinstance(principal, list) and principal else principal)
+
+
+def _organization_condition(statement: dict[str, Any]) -> str | None:
+    equals = (statement.get("Condition") or {}).get("StringEquals") or {}
+    found = equals.get("aws:PrincipalOrgID") or statement.get("OrganizationId")
+    return str(found) if found else None
+
+
+def exposed(scans: Sequence[Scan], organization: Organization | None) -> list[Exposed]:
+    """Own layer versions whose policy grants `*` (every AWS account), or with
+    --organization, an account or organization outside it; with the statement that does."""
+    found = []
+    for s in scans:
+        for arn, statements in sorted(s.policies.items()):
+            for statement in statements:
+                if statement.get("Effect", "Allow") != "Allow":
+                    continue
+                principal, org = _principal(statement), _organization_condition(statement)
+                reason = None
+                if principal == "*" and org is None:
+                    reason = "granted to every AWS account (principal *, no organization)"
+                elif organization is not None and principal == "*" and org != organization.id:
+                    reason = f"granted to organization {org}, not {organization.id}"
+                elif organization is not None and principal != "*":
+                    account = account_of(principal) if principal.startswith("arn:") else principal
+                    if account not in organization.accounts:
+                        reason = f"granted to account {account}, outside {organization.id}"
+                if reason:
+                    sid = str(statement.get("Sid", ""))
+                    found.append(Exposed(s.account, s.region, arn, sid, principal, reason))
+    return found
+
+
+@dataclass(frozen=True)
 class Report:
     references: tuple[Reference, ...]
     unused: tuple[Unused, ...]
@@ -140,6 +199,7 @@ class Report:
     findings: tuple[Finding, ...] = ()  # attach-time: see attach.py
     matches: tuple[PackageMatch, ...] = ()  # with --package
     vulnerable: tuple[Vulnerable, ...] = ()  # with --vulnerabilities
+    exposed: tuple[Exposed, ...] = ()
 
     @property
     def outdated(self) -> list[Reference]:
@@ -162,6 +222,8 @@ class Report:
             return any(o.over for o in self.oversize)
         if gate == "vulnerable":
             return bool(self.vulnerable)
+        if gate == "exposed":
+            return bool(self.exposed)
         return bool(self.of_kind(gate))
 
 
@@ -216,6 +278,7 @@ def report(
     sizes: Mapping[str, int] | None = None,
     matches: Sequence[PackageMatch] = (),
     vulnerable: Sequence[Vulnerable] = (),
+    organization: Organization | None = None,
 ) -> Report:
     """Everything the audit tells, from the scans and what else was read. `unzipped`:
     layer version ARN -> unzipped bytes, and `manifests`, known from layerkit's manifests
@@ -264,6 +327,7 @@ def report(
         findings=tuple(findings),
         matches=tuple(matches),
         vulnerable=tuple(vulnerable),
+        exposed=tuple(exposed(scans, organization)),
     )
 
 
@@ -373,7 +437,7 @@ def vulnerable(
 # The command, as the CLI runs it
 
 
-GATES = ("outdated", "deleted", "oversize", *attach.KINDS, "vulnerable")
+GATES = ("outdated", "deleted", "oversize", *attach.KINDS, "vulnerable", "exposed")
 
 
 @dataclass(frozen=True)
@@ -402,7 +466,11 @@ def run(
 ) -> Audit:
     """`layerkit audit`: scan, the storage of unused versions, the package view, and, given
     an OSV source, the known vulnerabilities of every layer version in use; one report."""
-    accounts, scans = scope.scan()
+    accounts, scans = replace(scope, policies=True).scan()
+    organization = None
+    if scope.organization:
+        base = next(iter(accounts.values()))  # the credentials' own account comes first
+        organization = Organization(Account(base).organization_id(), frozenset(accounts))
     known = recorded(registry.versions())
     refs = references(scans)
     contents = layer_contents(accounts, known.manifests, cache_root)
@@ -411,5 +479,6 @@ def run(
         sizes=storage(unused_versions(scans), accounts, known.zipped),
         matches=package_matches(refs, package, contents) if package else (),
         vulnerable=vulnerable(refs, contents, vulnerabilities) if vulnerabilities else (),
+        organization=organization,
     )  # fmt: skip
     return Audit(rep, [gate for gate in sorted(fail_on) if rep.found(gate)], api_calls(accounts))

@@ -25,6 +25,8 @@ from layerkit.account.model import (
     LayerContent,
     LayerVersion,
     Parameter,
+    SigningJob,
+    SigningProfile,
     UpdateStatus,
     partition_of,
     release_of,
@@ -124,6 +126,11 @@ class Layers:
 
     def statement_ids(self, arn: LayerArn) -> set[str]:
         """The statement IDs of the version's policy; none when it has no policy."""
+        return {str(s["Sid"]) for s in self.policy(arn)}
+
+    def policy(self, arn: LayerArn) -> list[dict[str, Any]]:
+        """The statements of the version's resource policy (who may use it); none when it
+        has no policy."""
         import json
 
         try:
@@ -133,9 +140,10 @@ class Layers:
                 )
         except AWSError as exc:
             if _absent(exc):
-                return set()
+                return []
             raise
-        return {str(s["Sid"]) for s in json.loads(reply["Policy"]).get("Statement", [])}
+        statements = json.loads(reply["Policy"]).get("Statement", [])
+        return [statements] if isinstance(statements, dict) else list(statements)
 
     def grant(self, arn: LayerArn, sid: str, principal: str, organization: str | None) -> None:
         options = {"OrganizationId": organization} if organization else {}
@@ -403,6 +411,88 @@ class Objects:
                 Config=TransferConfig(multipart_threshold=16 * 1024 * 1024),
             )  # fmt: skip
 
+    def versioned(self, bucket: str) -> bool:
+        with translated("s3:GetBucketVersioning", bucket):
+            status = self._s3.get_bucket_versioning(Bucket=bucket).get("Status")
+        return bool(status == "Enabled")
+
+    def version_id(self, bucket: str, key: str) -> str:
+        """The object's current version ID (what a signing job names as its source)."""
+        with translated("s3:HeadObject", f"s3://{bucket}/{key}"):
+            return str(self._s3.head_object(Bucket=bucket, Key=key).get("VersionId") or "")
+
+    def copy_from(self, source: tuple[str, str], bucket: str, key: str) -> None:
+        """Copy an object (of any region's bucket) into this region's bucket."""
+        with translated("s3:CopyObject", f"s3://{source[0]}/{source[1]} to s3://{bucket}/{key}"):
+            self._s3.copy({"Bucket": source[0], "Key": source[1]}, bucket, key)
+
+    def sha256(self, bucket: str, key: str) -> tuple[str, int]:
+        """The object's SHA-256 (hex) and size, read through once."""
+        import hashlib
+
+        digest, size = hashlib.sha256(), 0
+        with translated("s3:GetObject", f"s3://{bucket}/{key}"):
+            body = self._s3.get_object(Bucket=bucket, Key=key)["Body"]
+            for chunk in iter(lambda: body.read(1 << 20), b""):
+                digest.update(chunk)
+                size += len(chunk)
+        return digest.hexdigest(), size
+
+
+class Signer:
+    """AWS Signer in one region: signing profiles and signing jobs."""
+
+    def __init__(self, clients: Clients, region: str) -> None:
+        self.region, self._signer = region, clients.client("signer", region)
+
+    def profile(self, name: str) -> SigningProfile | None:
+        try:
+            with translated("signer:GetSigningProfile", f"{name} in {self.region}"):
+                reply = self._signer.get_signing_profile(profileName=name)
+        except AWSError as exc:
+            if _absent(exc):
+                return None
+            raise
+        return SigningProfile(
+            name=name,
+            status=str(reply.get("status", "")),
+            platform=str(reply.get("platformId", "")),
+            version_arn=str(reply.get("profileVersionArn", "")),
+        )
+
+    def start(self, profile: str, source: tuple[str, str, str], prefix: str) -> str:
+        """Start a signing job of the S3 object (bucket, key, version ID); the signed object
+        goes to the same bucket under `prefix`. Returns the job ID."""
+        bucket, key, version = source
+        with translated("signer:StartSigningJob", f"s3://{bucket}/{key} with {profile}"):
+            reply = self._signer.start_signing_job(
+                source={"s3": {"bucketName": bucket, "key": key, "version": version}},
+                destination={"s3": {"bucketName": bucket, "prefix": prefix}},
+                profileName=profile,
+            )
+        return str(reply["jobId"])
+
+    def job(self, job_id: str) -> SigningJob:
+        with translated("signer:DescribeSigningJob", job_id):
+            reply = self._signer.describe_signing_job(jobId=job_id)
+        signed = (reply.get("signedObject") or {}).get("s3") or {}
+        return SigningJob(
+            job_id=job_id,
+            status=str(reply.get("status", "")),
+            reason=str(reply.get("statusReason", "")),
+            signed=(str(signed["bucketName"]), str(signed["key"])) if signed else None,
+            profile_version=str(reply.get("profileVersion", "")),
+            job_arn=_job_arn(self.region, reply),
+        )
+
+
+def _job_arn(region: str, reply: dict[str, Any]) -> str:
+    """Signer's job ARN: DescribeSigningJob gives the parts, not the ARN itself."""
+    return (
+        f"arn:{partition_of(region)}:signer:{region}:{reply.get('jobOwner', '')}"
+        f":/signing-jobs/{reply.get('jobId', '')}"
+    )
+
 
 class Account:
     """What the credentials' account can see: its regions and its organization."""
@@ -415,6 +505,11 @@ class Account:
         with translated("ec2:DescribeRegions", "the account"):
             found = self.clients.client("ec2", self.region).describe_regions()["Regions"]
         return sorted(str(r["RegionName"]) for r in found)
+
+    def organization_id(self) -> str:
+        with translated("organizations:DescribeOrganization", "the organization"):
+            client = self.clients.client("organizations", self.region)
+            return str(client.describe_organization()["Organization"]["Id"])
 
     def organization_accounts(self) -> list[str]:
         """The IDs of the organization's active accounts."""

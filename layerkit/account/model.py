@@ -102,6 +102,24 @@ class LayerCode:
 
 
 @dataclass(frozen=True)
+class SigningProfile:
+    name: str
+    status: str  # Active, Canceled or Revoked
+    platform: str  # AWSLambda-SHA384-ECDSA for Lambda code
+    version_arn: str  # what Lambda records as a layer's SigningProfileVersionArn
+
+
+@dataclass(frozen=True)
+class SigningJob:
+    job_id: str
+    status: str  # InProgress, Failed or Succeeded
+    reason: str
+    signed: tuple[str, str] | None  # (bucket, key) of the signed object, once Succeeded
+    profile_version: str  # the profile version that signed: the end of its version ARN
+    job_arn: str
+
+
+@dataclass(frozen=True)
 class AccountLimits:
     unzipped: int  # a function and its layers, unzipped
     storage_total: int | None  # code storage of the region

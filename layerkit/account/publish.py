@@ -25,15 +25,24 @@ from enum import Enum
 from pathlib import Path
 
 from layerkit import quota
+from layerkit.account import signing
 from layerkit.account.clients import Clients
 from layerkit.account.gateways import Layers, Objects, Parameters
 from layerkit.account.guard import STALE_SECONDS, Guard
-from layerkit.account.model import LayerArn, LayerCode, LayerVersion, account_of
+from layerkit.account.model import (
+    LayerArn,
+    LayerCode,
+    LayerVersion,
+    SigningProfile,
+    account_of,
+    partition_of,
+)
+from layerkit.account.signing import Signed
 from layerkit.errors import AWSError, CredentialsError, LayerkitError, QuotaError, UserError
 from layerkit.files import open_zip, sha256_of
 from layerkit.layer.manifest import LayerManifest
 from layerkit.recipe import PublishSettings
-from layerkit.registry import Registry, Version, git_commit, now, who
+from layerkit.registry import Registry, Signing, Version, git_commit, now, who
 from layerkit.settings import cascade
 
 log = logging.getLogger("layerkit")
@@ -94,7 +103,7 @@ class Action:
     layer: str
     publish: bool  # False: the content is already there, as existing_arn
     existing_arn: str | None
-    route: str | None  # direct or s3 (when publishing)
+    route: str | None  # direct, s3, or signed (the signed object, through S3)
     s3_location: tuple[str, str] | None
     grants: tuple[Grant, ...]
     parameter: str | None
@@ -102,6 +111,7 @@ class Action:
     target: int | None = None  # --align-versions: the number the new content must land as
     fillers: int = 0  # --align-versions: versions published first to reach target - 1
     note: str | None = None  # what alignment cannot do here
+    signing_profile: str | None = None  # signed with it before publishing
 
 
 class PublishStatus(str, Enum):
@@ -118,6 +128,7 @@ class Outcome:
     arn: str | None = None
     error: str | None = None
     notes: list[str] = field(default_factory=list)
+    signing: Signing | None = None  # how the version this run published was signed
 
 
 @dataclass(frozen=True)
@@ -149,6 +160,52 @@ def check_before_any_call(layer: Layer) -> None:
         )
 
 
+# Partitions whose Lambda refuses a grant to every AWS account. The isolated (ISO)
+# partitions are closed to accounts outside them; aws-cn and aws-us-gov accept public
+# layers (vendors publish public GovCloud and China layers), so they are not listed.
+PUBLIC_REFUSED = frozenset({"aws-iso", "aws-iso-b", "aws-iso-e", "aws-iso-f"})
+
+
+def check_settings(name: str, settings: PublishSettings, regions: list[str]) -> None:
+    """What a publish asks for that AWS would refuse, or that would share the layer with
+    the world by a typo: said before any API call."""
+    partitions = sorted({partition_of(r) for r in regions})
+    if len(partitions) > 1:
+        spread = ", ".join(f"{r} ({partition_of(r)})" for r in regions)
+        raise UserError(
+            f"{name}: the regions span partitions ({spread}). Accounts and credentials do "
+            "not cross partitions: publish each partition in its own job (--region)."
+        )
+    if "*" in settings.principals:
+        if not settings.public:
+            raise UserError(
+                f"{name}: principals holds '*', which lets every AWS account in the world "
+                "read the layer (its code and its configuration). If that is meant, say so "
+                "with public = true under [publish] (or --public); else list account IDs or "
+                "an organization. Nothing was published."
+            )
+        refused = [r for r in regions if partition_of(r) in PUBLIC_REFUSED]
+        if refused:
+            raise UserError(
+                f"{name}: a public grant (principals = ['*']) is refused in "
+                f"{', '.join(refused)} ({partition_of(refused[0])}): grant accounts or an "
+                "organization there instead. Nothing was published."
+            )
+    for principal in settings.principals:
+        if principal.startswith("arn:") and partitions and principal.split(":")[1] != partitions[0]:
+            raise UserError(
+                f"{name}: the principal {principal} is in the {principal.split(':')[1]} "
+                f"partition, the regions in {partitions[0]}: an account of one partition "
+                "cannot use a layer of another. Nothing was published."
+            )
+    if settings.signing_profile and not settings.s3_bucket:
+        raise UserError(
+            f"{name}: signing with {settings.signing_profile} needs an S3 bucket (Signer "
+            "signs only S3 objects, in a versioned bucket): name one with --s3-bucket, "
+            "LAYERKIT_S3_BUCKET or `s3-bucket` under [publish] ({region} is filled in)."
+        )
+
+
 def plan(
     layer: Layer,
     regions: list[str],
@@ -157,6 +214,7 @@ def plan(
     direct_limit: int = quota.DIRECT_UPLOAD_LIMIT,
 ) -> list[Action]:
     check_before_any_call(layer)
+    check_settings(layer.name, settings, regions)
 
     def one(region: str) -> Action:
         listed = Region.of(clients, region).layers.versions(layer.name)
@@ -164,7 +222,9 @@ def plan(
         route, s3_location = None, None
         if existing is None:
             route = "direct" if layer.zipped <= direct_limit else "s3"
-            if route == "s3":
+            if settings.signing_profile:
+                route = "signed"  # the signed object, copied to the region's bucket
+            if route != "direct":
                 if not settings.s3_bucket:
                     raise UserError(
                         f"{layer.path.name} is {quota.mib(layer.zipped)} zipped, over the "
@@ -173,11 +233,13 @@ def plan(
                         "under [publish] ({region} is filled in)."
                     )
                 bucket = settings.s3_bucket.format(region=region)
-                s3_location = (bucket, f"layerkit/{layer.name}/{layer.sha256}.zip")
+                suffix = ".signed.zip" if route == "signed" else ".zip"
+                s3_location = (bucket, f"layerkit/{layer.name}/{layer.sha256}{suffix}")
         parameter = settings.parameter.format(layer=layer.name) if settings.parameter else None
         return Action(
             region, layer.name, existing is None, existing, route, s3_location,
             tuple(grants(settings)), parameter, max((v.arn.version for v in listed), default=0),
+            signing_profile=settings.signing_profile if existing is None else None,
         )  # fmt: skip
 
     with ThreadPoolExecutor(max_workers=max(1, len(regions))) as pool:
@@ -254,6 +316,7 @@ def execute(
     wait_seconds: float = 300,
     sleep: Callable[[float], None] = time.sleep,
     stale_after: float = STALE_SECONDS,
+    signed: Signed | None = None,
 ) -> list[Outcome]:
     stopping = threading.Event()
 
@@ -269,7 +332,7 @@ def execute(
                 )
                 arn = _publish_guarded(
                     layer, action, region, create_bucket, progress, wait_seconds, sleep,
-                    outcome, guard, stopping,
+                    outcome, guard, stopping, signed,
                 )  # fmt: skip
                 outcome.arn = arn
             assert outcome.arn is not None
@@ -306,6 +369,7 @@ def _publish_guarded(
     outcome: Outcome,
     guard: Guard,
     stopping: threading.Event,
+    signed: Signed | None = None,
 ) -> str:
     region = action.region
 
@@ -346,22 +410,27 @@ def _publish_guarded(
             go_on()  # an S3 upload stops at its next chunk
             progress(region, done, total)
 
-        content = _upload(layer, action, gateways.objects, create_bucket, uploading)
+        content = _upload(layer, action, gateways.objects, create_bucket, uploading, signed)
         go_on()
         if not guard.still_held():
             raise AWSError(
                 f"{region}: another job took over the publish guard of {layer.name} while "
                 "this one was stalled; it publishes the version, this job does not."
             )
+        expected = signed.sha256 if signed else layer.sha256  # Lambda's CodeSha256
         if action.target is not None:
-            _fill(layer, action.target, gateways, content, outcome, go_on)
+            _fill(layer, action.target, gateways, content, outcome, go_on, expected)
         arn = gateways.layers.publish(
             layer.name, layer.full_description, content, layer.runtimes, layer.architectures,
             layer.license,
         )  # fmt: skip
         outcome.status = PublishStatus.published
         if action.target is not None:
-            _check_aligned(layer, arn, action.target, gateways)
+            _check_aligned(layer, arn, action.target, gateways, expected)
+        elif signed is not None:
+            _check_code(arn, expected, gateways)
+        if signed is not None:
+            outcome.signing = Signing(signed.profile_version_arn, signed.job_arn, signed.sha256)
         return str(arn)
 
 
@@ -372,6 +441,7 @@ def _fill(
     content: LayerCode,
     outcome: Outcome,
     go_on: Callable[[], None],
+    expected: str,
 ) -> None:
     """Publish the same content as fillers until the region's newest is target - 1. Before
     each, the newest must be the one before it; after each, the number and CodeSha256
@@ -391,21 +461,26 @@ def _fill(
             layer.name, filler_description(layer), content, layer.runtimes,
             layer.architectures, layer.license,
         )  # fmt: skip
-        _check_aligned(layer, arn, newest + 1, gateways)
+        _check_aligned(layer, arn, newest + 1, gateways, expected)
         outcome.notes.append(f"filler {arn}")
 
 
-def _check_aligned(layer: Layer, arn: LayerArn, expected: int, gateways: Region) -> None:
-    if arn.version != expected:
+def _check_aligned(
+    layer: Layer, arn: LayerArn, number: int, gateways: Region, expected: str
+) -> None:
+    if arn.version != number:
         raise AWSError(
             f"{gateways.name}: {layer.name} was published as version {arn.version}, not "
-            f"{expected}: another publish came in between. Run again to align at a new number."
+            f"{number}: another publish came in between. Run again to align at a new number."
         )
+    _check_code(arn, expected, gateways)
+
+
+def _check_code(arn: LayerArn, expected: str, gateways: Region) -> None:
+    """The published version holds the bytes sent (the ZIP, or its signed copy)."""
     sha256 = gateways.layers.content(arn).sha256
-    if sha256 != layer.sha256:
-        raise AWSError(
-            f"{gateways.name}: {arn} has CodeSha256 {sha256}, not the ZIP's {layer.sha256}."
-        )
+    if sha256 != expected:
+        raise AWSError(f"{gateways.name}: {arn} has CodeSha256 {sha256}, not {expected}.")
 
 
 def _check_account(layer: Layer, gateways: Region) -> None:
@@ -435,18 +510,20 @@ def _upload(
     objects: Objects,
     create_bucket: bool,
     progress: Callable[[str, int, int], None],
+    signed: Signed | None = None,
 ) -> LayerCode:
     if action.route == "direct":
         return LayerCode(zip_bytes=layer.path.read_bytes())
     assert action.s3_location is not None
     bucket, key = action.s3_location
-    if not objects.bucket_exists(bucket):
-        if not create_bucket:
-            raise AWSError(
-                f"The S3 bucket {bucket} for {action.region} does not exist. Create it, or "
-                "pass --create-bucket."
-            )
-        objects.create_bucket(bucket)
+    _ensure_bucket(objects, bucket, action.region, create_bucket)
+    if action.route == "signed":
+        assert signed is not None, "a signed route is executed with the signed object"
+        if (bucket, key) != (signed.bucket, signed.key) and objects.size(
+            bucket, key
+        ) != signed.size:
+            objects.copy_from((signed.bucket, signed.key), bucket, key)
+        return LayerCode(s3=(bucket, key))
     if objects.size(bucket, key) != layer.zipped:
         # The key is the content's hash: a retry reuses an earlier upload.
         sent = 0
@@ -458,6 +535,40 @@ def _upload(
 
         objects.upload(layer.path, bucket, key, advance)
     return LayerCode(s3=(bucket, key))
+
+
+def _ensure_bucket(objects: Objects, bucket: str, region: str, create: bool) -> None:
+    if not objects.bucket_exists(bucket):
+        if not create:
+            raise AWSError(
+                f"The S3 bucket {bucket} for {region} does not exist. Create it, or "
+                "pass --create-bucket."
+            )
+        objects.create_bucket(bucket)
+
+
+def sign_layer(
+    layer: Layer,
+    settings: PublishSettings,
+    region: str,
+    profile: SigningProfile,
+    clients: Clients,
+    *,
+    create_bucket: bool,
+    wait_seconds: float,
+) -> Signed:
+    """Upload the unsigned ZIP to the signing region's bucket (keyed by its hash, so a
+    retry reuses it) and sign it there."""
+    assert settings.s3_bucket, "check_settings requires a bucket for signing"
+    objects = Objects(clients, region)
+    bucket, key = (
+        settings.s3_bucket.format(region=region),
+        f"layerkit/{layer.name}/{layer.sha256}.zip",
+    )
+    _ensure_bucket(objects, bucket, region, create_bucket)
+    if objects.size(bucket, key) != layer.zipped:
+        objects.upload(layer.path, bucket, key, lambda count: None)
+    return signing.sign((bucket, key), profile, clients, region, wait_seconds=wait_seconds)
 
 
 def _converge_grants(arn: str, action: Action, region: Region) -> None:
@@ -501,6 +612,7 @@ def versions_published(layer: Layer, outcomes: list[Outcome], cwd: Path) -> list
                 manifest=layer.manifest,
                 by=who(),
                 git_commit=commit,
+                signing=outcome.signing,
             )
         )
     return rows
@@ -555,19 +667,43 @@ def run(
     registry: Registry,
     stale_after: float = STALE_SECONDS,
     direct_limit: int = quota.DIRECT_UPLOAD_LIMIT,
+    signing_wait: float = 600,
 ) -> Run:
     """Publish built layers, each with its recipe's settings: plan every layer in every
-    region, then unless dry_run carry the plans out and record them."""
-    plans = []
+    region (and check its signing profile), then unless dry_run sign what must be signed,
+    carry the plans out and record them. Signing comes first for every layer: a job that
+    fails leaves nothing published."""
+    plans, signing_in = [], []
+    profiles: dict[tuple[str, str], SigningProfile] = {}
     for layer, settings in work:
         where = regions_for(regions, settings.regions, clients)
-        plans.append((layer, plan(layer, where, settings, clients, direct_limit)))
+        actions = plan(layer, where, settings, clients, direct_limit)
+        plans.append((layer, actions))
+        needed = settings.signing_profile and any(a.publish for a in actions)
+        if needed and settings.signing_profile:
+            key = (settings.signing_profile, where[0])  # Signer profiles are regional
+            if key not in profiles:
+                profiles[key] = signing.checked_profile(*key, clients=clients)
+            signing_in.append((layer, settings, where[0], profiles[key]))
     outcomes: list[Outcome] = []
     if not dry_run:
+        signed = {
+            layer.name: sign_layer(
+                layer,
+                settings,
+                region,
+                profile,
+                clients,
+                create_bucket=create_bucket,
+                wait_seconds=signing_wait,
+            )
+            for layer, settings, region, profile in signing_in
+        }
         for layer, actions in plans:
             done = execute(
-                layer, actions, clients, create_bucket=create_bucket, stale_after=stale_after
-            )
+                layer, actions, clients, create_bucket=create_bucket, stale_after=stale_after,
+                signed=signed.get(layer.name),
+            )  # fmt: skip
             registry.record_versions(versions_published(layer, done, Path.cwd()))
             outcomes += done
     return Run(plans, outcomes, clients.calls)

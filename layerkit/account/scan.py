@@ -12,10 +12,18 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 from layerkit.account.clients import Clients
 from layerkit.account.gateways import Account, Functions, Layers, Tags
-from layerkit.account.model import Alias, FunctionVersion, LayerVersion, account_of, owner_of
+from layerkit.account.model import (
+    Alias,
+    FunctionVersion,
+    LayerVersion,
+    account_of,
+    owner_of,
+    partition_of,
+)
 from layerkit.errors import LayerkitError
 
 MAX_WORKERS = 8
@@ -31,10 +39,16 @@ class Scan:
     aliases: list[Alias] = field(default_factory=list)
     declared: dict[str, LayerVersion] = field(default_factory=dict)  # own versions by ARN
     owners: dict[str, str] = field(default_factory=dict)  # function -> who deploys it
+    # own versions' policy statements, by ARN (read for audit's `exposed`)
+    policies: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
 
 def scan_region(
-    clients: Clients, account: str, region: str, owner_tags: tuple[str, ...] = ()
+    clients: Clients,
+    account: str,
+    region: str,
+    owner_tags: tuple[str, ...] = (),
+    policies: bool = False,
 ) -> Scan:
     scan = Scan(account, region)
     try:
@@ -50,22 +64,28 @@ def scan_region(
         # that matters ($LATEST's aliases see what $LATEST sees).
         published = sorted({fn.name for fn in scan.functions if fn.version != "$LATEST"})
         scan.aliases = [alias for name in published for alias in functions.aliases(name)]
-        for name, versions in Layers(clients, region).everything(f"{account} {region}").items():
+        layers = Layers(clients, region)
+        for name, versions in layers.everything(f"{account} {region}").items():
             scan.layers[name] = sorted(v.arn.version for v in versions)
             scan.declared.update((str(v.arn), v) for v in versions)
+            if policies:  # one GetLayerVersionPolicy per own version: who may read it
+                scan.policies.update((str(v.arn), layers.policy(v.arn)) for v in versions)
     except LayerkitError as exc:
         scan.error = str(exc)
     return scan
 
 
 def scan(
-    accounts: dict[str, Clients], regions: list[str], owner_tags: tuple[str, ...] = ()
+    accounts: dict[str, Clients],
+    regions: list[str],
+    owner_tags: tuple[str, ...] = (),
+    policies: bool = False,
 ) -> list[Scan]:
     jobs = [
         (account, clients, region) for account, clients in accounts.items() for region in regions
     ]
     with ThreadPoolExecutor(max_workers=min(MAX_WORKERS, max(1, len(jobs)))) as pool:
-        return list(pool.map(lambda job: scan_region(job[1], job[0], job[2], owner_tags), jobs))
+        return list(pool.map(lambda j: scan_region(j[1], j[0], j[2], owner_tags, policies), jobs))
 
 
 def accounts_to_scan(
@@ -79,7 +99,8 @@ def accounts_to_scan(
     arns = list(role_arns or [])
     if organization:
         ids = Account(base).organization_accounts()
-        arns += [f"arn:aws:iam::{i}:role/{role_name}" for i in ids if i not in accounts]
+        partition = partition_of(base.default_region() or "us-east-1")
+        arns += [f"arn:{partition}:iam::{i}:role/{role_name}" for i in ids if i not in accounts]
     for arn in arns:
         accounts[account_of(arn)] = Clients(profile=profile, role_arn=arn)
     return accounts
@@ -102,6 +123,7 @@ class Scope:
     role_name: str = "OrganizationAccountAccessRole"
     regions: tuple[str, ...] = ()
     owner_tags: tuple[str, ...] = ()  # tag keys that mark who deploys a function
+    policies: bool = False  # read own layer versions' policies (audit's `exposed`)
 
     def scan(self) -> tuple[dict[str, Clients], list[Scan]]:
         probe = Clients(profile=self.profile)  # makes no call: botocore's list of regions
@@ -111,7 +133,7 @@ class Scope:
             self.profile, list(self.role_arns), self.organization, self.role_name
         )
         regions = regions_to_scan(list(self.regions), next(iter(accounts.values())))
-        return accounts, scan(accounts, regions, self.owner_tags)
+        return accounts, scan(accounts, regions, self.owner_tags, self.policies)
 
 
 def api_calls(accounts: dict[str, Clients]) -> dict[str, int]:

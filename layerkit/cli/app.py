@@ -213,22 +213,44 @@ def publish(
             "version has one number everywhere (or [publish] align-versions = true).",
         ),
     ] = False,
+    public: Annotated[
+        bool,
+        typer.Option(
+            "--public",
+            help="Allow principals = ['*']: every AWS account can read the layer "
+            "(or [publish] public = true).",
+        ),
+    ] = False,
+    signing_profile: Annotated[
+        str | None,
+        typer.Option(
+            "--signing-profile",
+            help="Sign with this AWS Signer profile (in the first region) and publish the "
+            "signed ZIP everywhere (or [publish] signing-profile; needs --s3-bucket).",
+        ),
+    ] = None,
+    signing_wait: Annotated[
+        float | None,
+        typer.Option(
+            "--signing-wait", min=1, help="Seconds to wait for the signing job (default 600)."
+        ),
+    ] = None,
     registry_path: opt.RegistryPath = None,
     as_json: opt.AsJson = False,
 ) -> None:
     """Publish a layer version in every region, only where the content is new."""
     from layerkit.account.clients import Clients
     from layerkit.registry import Registry
-    from layerkit.workflows import build_and_publish
+    from layerkit.workflows import PublishFlags, build_and_publish
 
     with render.reporting(as_json) as reporter:
         done = build_and_publish(
             layers or [], recipes_dir=recipes_dir, out_dir=out_dir,
             ctx=_context(reporter, require_bytecode=require_bytecode),
-            clients=Clients(profile=profile), regions=region, s3_bucket=s3_bucket,
+            clients=Clients(profile=profile), regions=region,
             dry_run=dry_run, create_bucket=create_bucket,
             registry=Registry(_registry_path(registry_path)), direct_limit=direct_upload_limit,
-            align_versions=align_versions,
+            flags=PublishFlags(s3_bucket, align_versions, public, signing_profile, signing_wait),
         )  # fmt: skip
     render.published(done, dry_run, as_json)
     if done.failed:

@@ -125,7 +125,7 @@ FailOn = Annotated[
     str | None,
     typer.Option(
         help="Exit 7 when found (any of): outdated, deleted, oversize, incompatible, "
-        "deprecated, shadowed, vulnerable (which checks --vulnerabilities)."
+        "deprecated, shadowed, unsigned, exposed, vulnerable (which checks --vulnerabilities)."
     ),
 ]
 AsCsv = Annotated[bool, typer.Option("--csv", help="Print every reference as CSV.")]

@@ -249,6 +249,8 @@ def published(done: Run, dry_run: bool, as_json: bool) -> None:
             if a.target is not None:
                 verb += f" as version {a.target} after {a.fillers} fillers (newest: {a.newest})"
             note = f"; {a.note}" if a.note else ""
+            if a.signing_profile:
+                note += f"; signed with {a.signing_profile} first"
             line(f"{a.region}: {a.layer}: {verb}{how}; grants: {grants}; "
                  f"parameter: {a.parameter or 'none'}{note}")  # fmt: skip
     elif as_json:
@@ -281,6 +283,10 @@ def version_content(found: list[Version], as_json: bool = False) -> None:
         return
     for v in found:
         out.print(f"{v.arn}  {mib(v.size or 0)}  sha256 {v.sha256}  by {v.by} {v.created}")
+        if v.signing:
+            s = v.signing
+            out.print(f"  signed by {s.profile_version_arn} (job {s.job_arn}); "
+                      f"CodeSha256 {s.signed_sha256}")  # fmt: skip
     layer_manifest = next((v.manifest for v in reversed(found) if v.manifest), None)
     if layer_manifest:
         from rich.table import Table
@@ -331,6 +337,7 @@ def report_json(rep: Report) -> dict[str, Any]:
             for m in rep.matches
         ],
         "vulnerable": [vulnerable_json(v) for v in rep.vulnerable],
+        "exposed": jsonable(rep.exposed),
         **{kind: jsonable(rep.of_kind(kind)) for kind in KINDS},
     }
 
@@ -384,6 +391,7 @@ def audit(rep: Report) -> None:
                              for m in rep.matches]),
         *((kind, [_finding(f) for f in rep.of_kind(kind)]) for kind in KINDS),
         ("vulnerable", [_vulnerable(v) for v in rep.vulnerable]),
+        ("exposed", [f"{e.arn}: {e.reason} (statement {e.statement})" for e in rep.exposed]),
     ]  # fmt: skip
     for title, lines in sections:
         if lines:

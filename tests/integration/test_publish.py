@@ -103,7 +103,7 @@ def test_changing_one_file_publishes_a_new_version_and_moves_the_latest_pointer(
 def test_permissions_converge_to_the_recipe_on_every_publish(
     project: Path, aws: dict[str, str]
 ) -> None:
-    files_recipe(project, "{}", 'principals = ["111122223333", "*"]\n')
+    files_recipe(project, "{}", 'principals = ["111122223333", "*"]\npublic = true\n')
     publish(project, aws)
 
     def statements(region: str) -> set[str]:

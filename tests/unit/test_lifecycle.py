@@ -90,7 +90,7 @@ def test_a_runtime_the_table_does_not_know_can_be_given_dates(
         ("[python3.11]\nretired = 2027-06-30\n", "python3.11.retired is not a lifecycle date"),
         ("[python3.11]\ndeprecated = 2027-06-30T00:00:00\n", "is not a TOML date"),
         ('python3.11 = "2027-06-30"\n', "python3.11 is not a lifecycle date"),
-        ('python3 = 2027-06-30\n', "python3 must be a table"),
+        ("python3 = 2027-06-30\n", "python3 must be a table"),
         ("[python3.11\n", "is not valid TOML"),
     ],
 )
@@ -105,5 +105,5 @@ def test_a_bad_file_is_named_with_the_key(
 
 def test_a_missing_file_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LAYERKIT_RUNTIMES_FILE", str(tmp_path / "nowhere.toml"))
-    with pytest.raises(UserError, match="nowhere.toml"):
+    with pytest.raises(UserError, match=r"nowhere\.toml"):
         lifecycles()

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from layerkit.errors import UserError
-from layerkit.registry import _SCHEMA, SCHEMA_VERSION, Registry, Version
+from layerkit.registry import _MIGRATIONS, SCHEMA_VERSION, Registry, Signing, Version
 
 
 def version(number: int) -> Version:
@@ -23,11 +24,27 @@ def version(number: int) -> Version:
 def test_a_registry_from_before_schema_versions_is_opened_and_marked(tmp_path: Path) -> None:
     path = tmp_path / "registry.sqlite"
     with sqlite3.connect(path) as db:  # what layerkit wrote before PRAGMA user_version
-        db.executescript(_SCHEMA)
+        db.executescript(_MIGRATIONS[1])
     Registry(path).record_versions([version(1)])
     assert [v.version for v in Registry(path).versions("web")] == [1]
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+def test_a_schema_1_registry_keeps_its_rows_and_gains_signing(tmp_path: Path) -> None:
+    path = tmp_path / "registry.sqlite"
+    with sqlite3.connect(path) as db:
+        db.executescript(_MIGRATIONS[1] + "PRAGMA user_version = 1;")
+        db.execute(
+            "INSERT INTO versions (arn, layer, region, account, version) VALUES (?, ?, ?, ?, ?)",
+            (version(1).arn, "web", "eu-west-1", "111122223333", 1),
+        )
+    registry = Registry(path)
+    assert [(v.version, v.signing) for v in registry.versions("web")] == [(1, None)]
+    signed = Signing("arn:aws:signer:eu-west-1:1:/signing-profiles/p/abc", "job", "cd" * 32)
+    registry.record_versions([replace(version(2), signing=signed)])
+    registry.record_versions([version(2)])  # found again unchanged: keeps how it was signed
+    assert registry.versions("web")[-1].signing == signed
 
 
 def test_a_registry_from_a_newer_layerkit_is_refused_not_misread(tmp_path: Path) -> None:
