@@ -463,13 +463,17 @@ class Signer:
     def start(self, profile: str, source: tuple[str, str, str], prefix: str) -> str:
         """Start a signing job of the S3 object (bucket, key, version ID); the signed object
         goes to the same bucket under `prefix`. Returns the job ID."""
+        import hashlib
+
         bucket, key, version = source
+        # the same object version and profile make the same request: a retry is one job
+        token = hashlib.sha256(f"{bucket}/{key}@{version}:{profile}".encode()).hexdigest()
         with translated("signer:StartSigningJob", f"s3://{bucket}/{key} with {profile}"):
             reply = self._signer.start_signing_job(
                 source={"s3": {"bucketName": bucket, "key": key, "version": version}},
                 destination={"s3": {"bucketName": bucket, "prefix": prefix}},
-                profileName=profile,
-            )
+                profileName=profile, clientRequestToken=token[:64],
+            )  # fmt: skip
         return str(reply["jobId"])
 
     def job(self, job_id: str) -> SigningJob:
