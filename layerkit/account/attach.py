@@ -17,7 +17,7 @@ from enum import Enum
 
 from packaging.utils import canonicalize_name
 
-from layerkit.account.model import FunctionVersion, LayerVersion
+from layerkit.account.model import CodeSigningConfig, FunctionVersion, LayerVersion
 from layerkit.layer.manifest import LayerManifest
 from layerkit.quota import LAYERS_PER_FUNCTION, UNZIPPED_LIMIT
 from layerkit.targets import lifecycle_of
@@ -29,6 +29,7 @@ class Kind(str, Enum):
     incompatible = "incompatible"  # the layer cannot serve the function
     deprecated = "deprecated"  # the function's runtime, or every runtime the layer declares
     shadowed = "shadowed"  # two layers ship one distribution, or a layer ships boto3
+    unsigned = "unsigned"  # a layer no profile the function's code signing config allows signed
 
 
 KINDS = tuple(kind.value for kind in Kind)
@@ -131,15 +132,45 @@ def shadowed(
     return found
 
 
+def unsigned(
+    layers: Sequence[str], signers: Mapping[str, str], config: CodeSigningConfig | None
+) -> list[tuple[str, str]]:
+    """(layer ARN, reason) for each layer that no profile of the function's code signing
+    configuration signed: Lambda checks them when the function is next deployed."""
+    if config is None:
+        return []
+    outcome = (
+        "Enforce: the function's next deploy fails (CodeVerificationFailedException)"
+        if config.enforce
+        else "Warn: it deploys, and Lambda logs a signature validation error"
+    )
+    found = []
+    for arn in layers:
+        signer = signers.get(arn, "")
+        if signer in config.allowed:
+            continue
+        what = f"signed by {signer}, which" if signer else "unsigned, and"
+        found.append((arn, f"{what} {config.arn} does not allow; {outcome}"))
+    return found
+
+
 def problems_with(
     fn: FunctionVersion,
     layers: Sequence[str],
     declared: Mapping[str, LayerVersion],
     manifests: Mapping[str, LayerManifest],
     unzipped: Mapping[str, int],
+    signing: tuple[CodeSigningConfig | None, Mapping[str, str]] = (None, {}),
 ) -> list[str]:
-    """Why `layers` cannot be attached to `fn`: rollout refuses a change that has any."""
-    problems = []
+    """Why `layers` cannot be attached to `fn`: rollout refuses a change that has any.
+    `signing`: the function's code signing configuration and each layer's signer; a layer
+    it does not allow is refused only under Enforce (Warn deploys)."""
+    config, signers = signing
+    problems = [
+        f"{arn}: {reason}"
+        for arn, reason in unsigned(layers, signers, config)
+        if config is not None and config.enforce
+    ]
     for arn in layers:
         for reason in incompatible(fn, declared.get(arn), manifests.get(arn)):
             problems.append(f"{arn}: {reason}")
@@ -160,9 +191,11 @@ def findings(
     declared: Mapping[str, LayerVersion],
     manifests: Mapping[str, LayerManifest],
     today: datetime.date,
+    code_signing: Mapping[tuple[str, str, str], CodeSigningConfig] | None = None,
 ) -> list[Finding]:
     """Every attach-time finding for these function versions. `aliases`: (region,
-    function, version) -> the aliases serving it."""
+    function, version) -> the aliases serving it; `code_signing`: (account, region,
+    function) -> its code signing configuration."""
     found = []
     for fn in functions:
         serving = aliases.get((fn.region, fn.name, fn.version), ())
@@ -194,4 +227,8 @@ def findings(
             found.append(finding(Kind.deprecated, "", reason))
         for arn, reason in shadowed(fn.layers, manifests, python_of(fn.runtime)):
             found.append(finding(Kind.shadowed, arn, reason))
+        if fn.version == "$LATEST":  # what the next deploy checks; versions are immutable
+            config = (code_signing or {}).get((fn.account, fn.region, fn.name))
+            for arn, reason in unsigned(fn.layers, fn.signers, config):
+                found.append(finding(Kind.unsigned, arn, reason))
     return found

@@ -313,9 +313,14 @@ def report(
             for version in (alias.version, *(v for v, _ in alias.weights)):
                 key = (s.region, alias.function, version)
                 serving[key] = (*serving.get(key, ()), alias.name)
+    code_signing = {
+        (s.account, s.region, name): config
+        for s in scans
+        for name, config in s.code_signing.items()
+    }
     findings = attach.findings(
         [fn for s in scans for fn in s.functions], serving, declared, manifests or {},
-        today or datetime.date.today(),
+        today or datetime.date.today(), code_signing,
     )  # fmt: skip
     return Report(
         references=tuple(refs),

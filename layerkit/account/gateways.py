@@ -19,6 +19,7 @@ from layerkit.account.clients import Clients, translated
 from layerkit.account.model import (
     AccountLimits,
     Alias,
+    CodeSigningConfig,
     FunctionVersion,
     LayerArn,
     LayerCode,
@@ -83,6 +84,8 @@ class Layers:
             sha256=base64.b64decode(str(content.get("CodeSha256", ""))).hex(),
             size=int(content.get("CodeSize", 0)),
             location=str(content.get("Location", "")),
+            signer=str(content.get("SigningProfileVersionArn") or ""),
+            signing_job=str(content.get("SigningJobArn") or ""),
         )
 
     def available(self, arn: LayerArn) -> bool:
@@ -219,6 +222,10 @@ class Functions:
             release=release_of(config),
             revision=str(config.get("RevisionId", "")),
             code_sha256=str(config.get("CodeSha256", "")),
+            layer_signers=tuple(
+                str(layer.get("SigningProfileVersionArn") or "")
+                for layer in config.get("Layers", [])
+            ),
         )
 
     def version(self, name: str, qualifier: str = "$LATEST") -> FunctionVersion:
@@ -281,6 +288,42 @@ class Functions:
             str(config.get("LastUpdateStatusReason", "")),
             str(config.get("RevisionId", "")),
         )
+
+
+class CodeSigning:
+    """Lambda's code signing configurations in one account and region."""
+
+    def __init__(self, clients: Clients, region: str) -> None:
+        self.region, self._lambda = region, clients.client("lambda", region)
+
+    def of_functions(self) -> dict[str, CodeSigningConfig]:
+        """Function name -> its code signing configuration: each configuration read once
+        (one paginated ListCodeSigningConfigs), then the functions of each; no call per
+        function. An endpoint without the API (moto) has none."""
+        try:
+            with translated("lambda:ListCodeSigningConfigs", self.region):
+                pages = self._lambda.get_paginator("list_code_signing_configs").paginate()
+                configs = [c for page in pages for c in page.get("CodeSigningConfigs", [])]
+        except AWSError as exc:
+            if exc.code in {"404", "UnknownOperation"}:
+                return {}
+            raise
+        found = {}
+        for item in configs:
+            policies = item.get("CodeSigningPolicies") or {}
+            config = CodeSigningConfig(
+                arn=str(item["CodeSigningConfigArn"]),
+                allowed=tuple(
+                    (item.get("AllowedPublishers") or {}).get("SigningProfileVersionArns", ())
+                ),
+                enforce=policies.get("UntrustedArtifactOnDeployment", "Warn") == "Enforce",
+            )
+            with translated("lambda:ListFunctionsByCodeSigningConfig", config.arn):
+                pages = self._lambda.get_paginator("list_functions_by_code_signing_config")
+                for page in pages.paginate(CodeSigningConfigArn=config.arn):
+                    for arn in page.get("FunctionArns", []):
+                        found[str(arn).split(":")[6]] = config
+        return found
 
 
 class Tags:

@@ -91,6 +91,8 @@ class LayerContent:
     sha256: str  # hex (Lambda gives CodeSha256 in base64)
     size: int  # zipped
     location: str  # a presigned https URL on AWS (moto: s3://)
+    signer: str = ""  # the SigningProfileVersionArn, when signed
+    signing_job: str = ""
 
 
 @dataclass(frozen=True)
@@ -117,6 +119,20 @@ class SigningJob:
     signed: tuple[str, str] | None  # (bucket, key) of the signed object, once Succeeded
     profile_version: str  # the profile version that signed: the end of its version ARN
     job_arn: str
+
+
+@dataclass(frozen=True)
+class CodeSigningConfig:
+    """Which signing profiles a function's layers must be signed by, and what Lambda does
+    with one that is not: Enforce refuses the deploy, Warn logs it."""
+
+    arn: str
+    allowed: tuple[str, ...]  # signing profile version ARNs
+    enforce: bool
+
+    @property
+    def policy(self) -> str:
+        return "Enforce" if self.enforce else "Warn"
 
 
 @dataclass(frozen=True)
@@ -171,6 +187,13 @@ class FunctionVersion:
     release: tuple[tuple[str, str], ...] = ()
     revision: str = ""
     code_sha256: str = ""
+    # each layer's SigningProfileVersionArn, in the order of `layers` ("" when unsigned)
+    layer_signers: tuple[str, ...] = ()
+
+    @property
+    def signers(self) -> dict[str, str]:
+        """Layer version ARN -> the profile version that signed it ("" for none)."""
+        return dict(zip(self.layers, self.layer_signers, strict=False))
 
     @property
     def label(self) -> str:

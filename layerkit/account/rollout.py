@@ -16,13 +16,19 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from enum import Enum
 
 from layerkit.account import attach
 from layerkit.account.clients import Clients
-from layerkit.account.gateways import Functions
-from layerkit.account.model import Alias, FunctionVersion, LayerArn, LayerVersion
+from layerkit.account.gateways import Functions, Layers
+from layerkit.account.model import (
+    Alias,
+    CodeSigningConfig,
+    FunctionVersion,
+    LayerArn,
+    LayerVersion,
+)
 from layerkit.account.scan import Scope
 from layerkit.errors import AWSError, UserError
 from layerkit.layer.manifest import LayerManifest
@@ -79,6 +85,15 @@ class Known:
     declared: Mapping[str, LayerVersion]  # by ARN: CompatibleRuntimes/Architectures
     manifests: Mapping[str, LayerManifest]  # by ARN, for layerkit's layers
     unzipped: Mapping[str, int]  # by ARN, from manifests
+    # (account, region, function) -> its code signing configuration
+    code_signing: Mapping[tuple[str, str, str], CodeSigningConfig] = field(default_factory=dict)
+    signers: Mapping[str, str] = field(default_factory=dict)  # layer ARN -> who signed it
+
+    def problems(self, fn: FunctionVersion, layers: tuple[str, ...]) -> list[str]:
+        config = self.code_signing.get((fn.account, fn.region, fn.name))
+        return attach.problems_with(
+            fn, layers, self.declared, self.manifests, self.unzipped, (config, self.signers)
+        )
 
 
 @dataclass(frozen=True)
@@ -142,9 +157,7 @@ def plan(
         if not (mode.aliases and served):
             new = _moved(latest.layers, layer, account, target)
             if new != latest.layers:
-                problems = attach.problems_with(
-                    latest, new, known.declared, known.manifests, known.unzipped
-                )
+                problems = known.problems(latest, new)
                 updates.append(Update(
                     latest.account, latest.region, name, latest.layers, new,
                     refused="; ".join(problems) or None,
@@ -203,8 +216,7 @@ def _refusal(
             "publishing it would release changes nobody released. Release or revert them, "
             "then roll out again."
         )
-    problems = attach.problems_with(serving, new, known.declared, known.manifests, known.unzipped)
-    return "; ".join(problems) or None
+    return "; ".join(known.problems(serving, new)) or None
 
 
 def apply(
@@ -320,7 +332,18 @@ def run(
     accounts, scans = scope.scan()
     found = recorded(registry.versions())
     declared = {arn: v for s in scans for arn, v in s.declared.items()}
-    known = Known(declared, found.manifests, found.unzipped)
+    code_signing = {
+        (s.account, s.region, name): config
+        for s in scans
+        for name, config in s.code_signing.items()
+    }
+    signers = {arn: who for s in scans for fn in s.functions for arn, who in fn.signers.items()}
+    for s in scans:  # who signed the version rolled to, where a function enforces signing
+        target = to_version or max(s.layers.get(layer) or [0])
+        arn = LayerArn(s.region, s.account, layer, target)
+        if target and any(c.enforce for c in s.code_signing.values()) and str(arn) not in signers:
+            signers[str(arn)] = Layers(accounts[s.account], s.region).content(arn).signer
+    known = Known(declared, found.manifests, found.unzipped, code_signing, signers)
     updates = []
     for s in scans:
         target = to_version or max(s.layers.get(layer) or [0])

@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from layerkit.account.clients import Clients
-from layerkit.account.gateways import Account, Functions, Layers, Tags
+from layerkit.account.gateways import Account, CodeSigning, Functions, Layers, Tags
 from layerkit.account.model import (
     Alias,
+    CodeSigningConfig,
     FunctionVersion,
     LayerVersion,
     account_of,
@@ -41,6 +42,7 @@ class Scan:
     owners: dict[str, str] = field(default_factory=dict)  # function -> who deploys it
     # own versions' policy statements, by ARN (read for audit's `exposed`)
     policies: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    code_signing: dict[str, CodeSigningConfig] = field(default_factory=dict)  # by function
 
 
 def scan_region(
@@ -60,6 +62,8 @@ def scan_region(
                 owner = owner_of(tags, owner_tags)
                 if owner is not None:
                     scan.owners[name] = owner
+        if names:
+            scan.code_signing = CodeSigning(clients, region).of_functions()
         # Aliases point at published versions: only functions that have some can have one
         # that matters ($LATEST's aliases see what $LATEST sees).
         published = sorted({fn.name for fn in scan.functions if fn.version != "$LATEST"})

@@ -321,6 +321,7 @@ def test_scanning_follows_every_page_and_groups_other_accounts_layers() -> None:
                 reply["NextMarker"] = ["a", "b"][page]
             expected = {"FunctionVersion": "ALL", **({"Marker": marker} if marker else {})}
             stub.add_response("list_functions", reply, expected)
+        stub.add_response("list_code_signing_configs", {"CodeSigningConfigs": []}, {})
         stub.add_response("list_layers", {"Layers": []}, {})
         with Stubber(clients.client("resourcegroupstaggingapi", "eu-west-1")) as tagging:
             # the functions' tags: every page of one GetResources for the region
