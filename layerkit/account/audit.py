@@ -27,7 +27,7 @@ from layerkit.account.attach import Finding
 from layerkit.account.clients import Clients
 from layerkit.account.gateways import Account, Layers
 from layerkit.account.model import LayerArn, account_of
-from layerkit.account.scan import Scan, Scope, api_calls
+from layerkit.account.scan import InventoryNote, Scan, Scope, api_calls
 from layerkit.errors import AWSError, UserError
 from layerkit.http import Client, HttpError, Mismatch
 from layerkit.layer.manifest import LayerManifest
@@ -200,6 +200,7 @@ class Report:
     matches: tuple[PackageMatch, ...] = ()  # with --package
     vulnerable: tuple[Vulnerable, ...] = ()  # with --vulnerabilities
     exposed: tuple[Exposed, ...] = ()
+    inventory: InventoryNote | None = None  # with --config-aggregator
 
     @property
     def outdated(self) -> list[Reference]:
@@ -279,6 +280,7 @@ def report(
     matches: Sequence[PackageMatch] = (),
     vulnerable: Sequence[Vulnerable] = (),
     organization: Organization | None = None,
+    inventory: InventoryNote | None = None,
 ) -> Report:
     """Everything the audit tells, from the scans and what else was read. `unzipped`:
     layer version ARN -> unzipped bytes, and `manifests`, known from layerkit's manifests
@@ -333,6 +335,7 @@ def report(
         matches=tuple(matches),
         vulnerable=tuple(vulnerable),
         exposed=tuple(exposed(scans, organization)),
+        inventory=inventory,
     )
 
 
@@ -471,7 +474,11 @@ def run(
 ) -> Audit:
     """`layerkit audit`: scan, the storage of unused versions, the package view, and, given
     an OSV source, the known vulnerabilities of every layer version in use; one report."""
-    accounts, scans = replace(scope, policies=True).scan()
+    note = None
+    if scope.aggregator:
+        accounts, scans, note = replace(scope, policies=True).inventory()
+    else:
+        accounts, scans = replace(scope, policies=True).scan()
     organization = None
     if scope.organization:
         base = next(iter(accounts.values()))  # the credentials' own account comes first
@@ -484,6 +491,6 @@ def run(
         sizes=storage(unused_versions(scans), accounts, known.zipped),
         matches=package_matches(refs, package, contents) if package else (),
         vulnerable=vulnerable(refs, contents, vulnerabilities) if vulnerabilities else (),
-        organization=organization,
+        organization=organization, inventory=note,
     )  # fmt: skip
     return Audit(rep, [gate for gate in sorted(fail_on) if rep.found(gate)], api_calls(accounts))

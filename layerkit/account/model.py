@@ -206,6 +206,15 @@ class FunctionVersion:
 
 
 @dataclass(frozen=True)
+class Recorded:
+    """A function as AWS Config recorded it: $LATEST, its tags, and when."""
+
+    function: FunctionVersion
+    tags: dict[str, str]
+    captured: str  # configurationItemCaptureTime
+
+
+@dataclass(frozen=True)
 class Alias:
     function: str
     name: str

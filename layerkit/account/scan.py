@@ -15,17 +15,25 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from layerkit.account.clients import Clients
-from layerkit.account.gateways import Account, CodeSigning, Functions, Layers, Tags
+from layerkit.account.gateways import (
+    Account,
+    CodeSigning,
+    Functions,
+    Inventory,
+    Layers,
+    Tags,
+)
 from layerkit.account.model import (
     Alias,
     CodeSigningConfig,
     FunctionVersion,
     LayerVersion,
+    Recorded,
     account_of,
     owner_of,
     partition_of,
 )
-from layerkit.errors import LayerkitError
+from layerkit.errors import LayerkitError, UserError
 
 MAX_WORKERS = 8
 
@@ -51,17 +59,23 @@ def scan_region(
     region: str,
     owner_tags: tuple[str, ...] = (),
     policies: bool = False,
+    recorded: list[Recorded] | None = None,
 ) -> Scan:
+    """One account and region. `recorded`: what AWS Config recorded there (the functions'
+    tags, so no tagging call; and, if the region cannot be read, what the report shows)."""
     scan = Scan(account, region)
     try:
         functions = Functions(clients, account, region)
         scan.functions = functions.every_version()
         names = sorted({fn.name for fn in scan.functions})
-        if names:
-            for name, tags in Tags(clients, account, region).of_functions(names).items():
-                owner = owner_of(tags, owner_tags)
-                if owner is not None:
-                    scan.owners[name] = owner
+        if recorded is not None:
+            tagged = {r.function.name: r.tags for r in recorded}
+        else:
+            tagged = Tags(clients, account, region).of_functions(names) if names else {}
+        for name, tags in tagged.items():
+            owner = owner_of(tags, owner_tags)
+            if owner is not None:
+                scan.owners[name] = owner
         if names:
             scan.code_signing = CodeSigning(clients, region).of_functions()
         # Aliases point at published versions: only functions that have some can have one
@@ -76,6 +90,8 @@ def scan_region(
                 scan.policies.update((str(v.arn), layers.policy(v.arn)) for v in versions)
     except LayerkitError as exc:
         scan.error = str(exc)
+        if recorded is not None:  # what Config recorded, rather than nothing
+            scan.functions = [r.function for r in recorded]
     return scan
 
 
@@ -90,6 +106,52 @@ def scan(
     ]
     with ThreadPoolExecutor(max_workers=min(MAX_WORKERS, max(1, len(jobs)))) as pool:
         return list(pool.map(lambda j: scan_region(j[1], j[0], j[2], owner_tags, policies), jobs))
+
+
+@dataclass(frozen=True)
+class InventoryNote:
+    """What the organisation's inventory said, for the report."""
+
+    aggregator: str
+    functions: int  # recorded by Config
+    places: int  # (account, region) pairs with functions: the only ones read directly
+    oldest: str  # the oldest configurationItemCaptureTime among them
+
+
+def scan_inventory(
+    base: Clients,
+    aggregator: str,
+    role_name: str,
+    regions: tuple[str, ...],
+    owner_tags: tuple[str, ...],
+    policies: bool,
+) -> tuple[dict[str, Clients], list[Scan], InventoryNote]:
+    """The organisation's functions from one AWS Config aggregator query, then, only in the
+    (account, region) pairs where Config recorded functions, a direct read of every
+    published version, alias and own layer (Config records $LATEST only). Regions with no
+    function cost no call."""
+    recorded = Inventory(base, base.default_region() or "us-east-1").functions(aggregator)
+    if regions:
+        recorded = [r for r in recorded if r.function.region in regions]
+    places: dict[tuple[str, str], list[Recorded]] = {}
+    for r in recorded:
+        places.setdefault((r.function.account, r.function.region), []).append(r)
+    own = base.account()
+    partition = partition_of(base.default_region() or "us-east-1")
+    accounts = {own: base}
+    for account in sorted({a for a, _ in places} - {own}):
+        role = f"arn:{partition}:iam::{account}:role/{role_name}"
+        accounts[account] = Clients(profile=base.profile, role_arn=role)
+    jobs = sorted(places)
+    with ThreadPoolExecutor(max_workers=min(MAX_WORKERS, max(1, len(jobs)))) as pool:
+        scans = list(
+            pool.map(
+                lambda j: scan_region(accounts[j[0]], j[0], j[1], owner_tags, policies, places[j]),
+                jobs,
+            )
+        )
+    oldest = min((r.captured for r in recorded if r.captured), default="")
+    return accounts, scans, InventoryNote(aggregator, len(recorded), len(places), oldest)
 
 
 def accounts_to_scan(
@@ -128,6 +190,7 @@ class Scope:
     regions: tuple[str, ...] = ()
     owner_tags: tuple[str, ...] = ()  # tag keys that mark who deploys a function
     policies: bool = False  # read own layer versions' policies (audit's `exposed`)
+    aggregator: str | None = None  # AWS Config aggregator: the organisation's inventory
 
     def scan(self) -> tuple[dict[str, Clients], list[Scan]]:
         probe = Clients(profile=self.profile)  # makes no call: botocore's list of regions
@@ -138,6 +201,21 @@ class Scope:
         )
         regions = regions_to_scan(list(self.regions), next(iter(accounts.values())))
         return accounts, scan(accounts, regions, self.owner_tags, self.policies)
+
+    def inventory(self) -> tuple[dict[str, Clients], list[Scan], InventoryNote]:
+        """With an aggregator: the places AWS Config recorded functions in, read there."""
+        assert self.aggregator is not None
+        if self.organization or self.role_arns:
+            raise UserError(
+                "--config-aggregator finds the accounts itself (the aggregator's): leave out "
+                "--organization and --role-arn, or leave out --config-aggregator."
+            )
+        base = Clients(profile=self.profile)
+        for region in self.regions:
+            base.check_region("lambda", region)
+        return scan_inventory(
+            base, self.aggregator, self.role_name, self.regions, self.owner_tags, self.policies
+        )
 
 
 def api_calls(accounts: dict[str, Clients]) -> dict[str, int]:

@@ -328,6 +328,7 @@ def _scope(
     organization: bool = False,
     role_name: str = "OrganizationAccountAccessRole",
     owner_tag: list[str] | None = None,
+    aggregator: str | None = None,
 ) -> "Scope":
     from layerkit.account.scan import Scope
     from layerkit.targets import lifecycles
@@ -335,8 +336,9 @@ def _scope(
     lifecycles()  # a LAYERKIT_RUNTIMES_FILE that does not parse is named before any call
     owner_tags = settings.resolve(settings.OWNER_TAGS, os.environ, flag=tuple(owner_tag or ()))
     return Scope(
-        profile, tuple(role_arn or ()), organization, role_name, tuple(region or ()), owner_tags
-    )
+        profile, tuple(role_arn or ()), organization, role_name, tuple(region or ()), owner_tags,
+        aggregator=aggregator,
+    )  # fmt: skip
 
 
 @app.command()
@@ -347,6 +349,14 @@ def audit(
     organization: opt.Organization = False,
     role_name: opt.RoleName = "OrganizationAccountAccessRole",
     owner_tag: opt.OwnerTags = None,
+    config_aggregator: Annotated[
+        str | None,
+        typer.Option(
+            "--config-aggregator",
+            help="Find the organisation's functions with one AWS Config aggregator query, "
+            "then read only the accounts and regions that have some (through --role-name).",
+        ),
+    ] = None,
     package: opt.Package = None,
     vulnerabilities: opt.Vulnerabilities = False,
     osv_db: opt.OsvDb = None,
@@ -365,7 +375,7 @@ def audit(
     source = None
     if vulnerabilities or osv_db or "vulnerable" in gated:
         source = osv.source(osv_db, dict(os.environ), cache_root)  # reads --osv-db now
-    scope = _scope(region, profile, role_arn, organization, role_name, owner_tag)
+    scope = _scope(region, profile, role_arn, organization, role_name, owner_tag, config_aggregator)
     registry = Registry(_registry_path(registry_path))
     done = run(scope, registry, cache_root, package, gated, vulnerabilities=source)
     render.audited(done, as_json, as_csv)

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from layerkit.account.prune import Pruned
     from layerkit.account.publish import Action, Run
     from layerkit.account.rollout import Result
+    from layerkit.account.scan import InventoryNote
     from layerkit.builder.pipeline import Artifact
     from layerkit.builder.verify import TargetResult
     from layerkit.iac.sources import Sources
@@ -338,6 +339,7 @@ def report_json(rep: Report) -> dict[str, Any]:
         ],
         "vulnerable": [vulnerable_json(v) for v in rep.vulnerable],
         "exposed": jsonable(rep.exposed),
+        "inventory": jsonable(rep.inventory) if rep.inventory else None,
         **{kind: jsonable(rep.of_kind(kind)) for kind in KINDS},
     }
 
@@ -400,6 +402,18 @@ def audit(rep: Report) -> None:
                 line(f"  {text}")
     freed = sum(u.size for u in rep.unused)
     out.print(f"unused versions take {mib(freed)} of code storage")
+    if rep.inventory:
+        out.print(inventory_note(rep.inventory))
+
+
+def inventory_note(note: InventoryNote) -> str:
+    return (
+        f"inventory: AWS Config aggregator {note.aggregator} recorded {note.functions} "
+        f"functions in {note.places} account-regions (oldest record {note.oldest or 'none'}), "
+        "and only those were read directly. Config can be up to a day behind (daily "
+        "recording): a function created since is missing, and unused layer versions are "
+        "listed only where functions are."
+    )
 
 
 def _vulnerable(v: Vulnerable) -> str:
