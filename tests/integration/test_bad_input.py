@@ -63,6 +63,11 @@ def bad(tmp_path_factory: pytest.TempPathFactory) -> Path:
         '[[files]]\nsource = "s.json"\ntarget = "etc/s.json"\n'
     )
     layerkit("build", "conf", cwd=root)
+    (root / "runtimes-string.toml").write_text('[python3.11]\ndeprecated = "2027-06-30"\n')
+    (root / "runtimes-key.toml").write_text("[python3.11]\nretired = 2027-06-30\n")
+    (root / "recipes" / "badsign.toml").write_text(
+        RECIPE.replace('"ok"', '"badsign"') + '[publish]\nsigning-profile = "has space"\n'
+    )
     (root / "pip-binary.conf").write_bytes(bytes(range(256)))
     (root / "pip-utf16.conf").write_bytes("[global]\nindex-url = x\n".encode("utf-16"))
     return root
@@ -110,6 +115,17 @@ CASES = [
     ("bump-no-credentials", ["bump", "template.yaml"], NO_AWS, 2, NO_CREDENTIALS),
     ("bump-to-not-a-number", ["bump", "template.yaml", "--to", "latest"], {}, 2, "'latest'"),
     ("bump-to-no-version", ["bump", "template.yaml", "--to", "0"], {}, 2, "'--to': 0"),
+    *[(f"{cmd[0]}-runtimes-file-{case}", cmd, {"LAYERKIT_RUNTIMES_FILE": f"runtimes-{case}.toml"},
+       2, named) for cmd in (["build", "conf"], ["audit", "--region", "eu-west-1"])
+      for case, named in (("string", "python3.11.deprecated = '2027-06-30'"),
+                          ("key", "python3.11.retired is not a lifecycle date"),
+                          ("missing", "runtimes-missing.toml"))],
+    ("recipe-signing-profile", ["lock", "recipes/badsign.toml"], {}, 2,
+     "publish.signing-profile"),
+    ("publish-signing-without-bucket", ["publish", "dist/conf.zip", "--region", "eu-west-1",
+     "--signing-profile", "release"], FAKE_AWS, 2, "needs an S3 bucket"),
+    ("audit-aggregator-and-organization", ["audit", "--config-aggregator", "org",
+     "--organization"], FAKE_AWS, 2, "leave out --organization"),
 ]  # fmt: skip
 
 
