@@ -17,7 +17,7 @@ from layerkit.account.gateways import Layers
 from layerkit.http import Client, HttpError
 from layerkit.layer import manifest
 from layerkit.layer.manifest import LayerManifest
-from layerkit.registry import Version
+from layerkit.registry import Signing, Version
 
 log = logging.getLogger("layerkit")
 
@@ -48,6 +48,9 @@ def sync(regions: list[str], clients: Clients, download: bool = True) -> list[Ve
                         architectures=item.architectures,
                         created=item.created,
                         manifest=_remote_manifest(content.location) if download and ours else None,
+                        signing=Signing(content.signer, content.signing_job, content.sha256)
+                        if content.signer
+                        else None,
                     )
                 )
         return found

@@ -19,6 +19,7 @@ from botocore.stub import ANY, Stubber
 from layerkit.account import signing
 from layerkit.account.clients import Clients
 from layerkit.account.publish import Layer, layer_from_zip, run
+from layerkit.account.sync import sync
 from layerkit.errors import AWSError, UserError
 from layerkit.recipe import PublishSettings
 from layerkit.registry import Registry
@@ -226,3 +227,27 @@ def test_signing_without_a_bucket_is_refused_before_any_call(
     )  # fmt: skip
     assert result.returncode == 2
     assert "needs an S3 bucket" in " ".join(result.stderr.split())
+
+
+def test_registry_sync_reads_how_a_version_was_signed() -> None:
+    clients = Clients()
+    arn = f"arn:aws:lambda:eu-west-1:{ACCOUNT}:layer:conf:3"
+    job = f"arn:aws:signer:eu-west-1:{ACCOUNT}:/signing-jobs/job-9"
+    with Stubber(clients.client("lambda", "eu-west-1")) as stub:
+        stub.add_response("list_layers", {"Layers": [{"LayerName": "conf"}]}, {})
+        stub.add_response(
+            "list_layer_versions",
+            {"LayerVersions": [{"LayerVersionArn": arn, "Version": 3, "Description": "x"}]},
+            {"LayerName": "conf"},
+        )
+        stub.add_response(
+            "get_layer_version",
+            {"LayerVersionArn": arn, "Version": 3,
+             "Content": {"CodeSha256": base64.b64encode(b"\x01" * 32).decode(), "CodeSize": 9,
+                         "SigningProfileVersionArn": PROFILE_ARN, "SigningJobArn": job}},
+            {"LayerName": "conf", "VersionNumber": 3},
+        )  # fmt: skip
+        [found] = sync(["eu-west-1"], clients, download=False)
+    assert found.signing is not None
+    assert (found.signing.profile_version_arn, found.signing.job_arn) == (PROFILE_ARN, job)
+    assert found.signing.signed_sha256 == "01" * 32
