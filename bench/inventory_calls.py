@@ -28,9 +28,9 @@ from botocore.stub import Stubber
 from build_speed import moto_server
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from layerkit.account.clients import Clients  # noqa: E402
-from layerkit.account.gateways import INVENTORY_PAGE, INVENTORY_QUERY  # noqa: E402
-from layerkit.account.scan import MAX_WORKERS, scan, scan_inventory  # noqa: E402
+from layerkit.account.clients import Clients
+from layerkit.account.gateways import INVENTORY_PAGE, INVENTORY_QUERY
+from layerkit.account.scan import MAX_WORKERS, scan, scan_inventory
 
 ACCOUNT = "123456789012"
 POPULATED = ["eu-west-1", "us-east-1"]
@@ -54,9 +54,9 @@ def make_fleet(endpoint: str, functions: int) -> list[dict[str, Any]]:
     def client(service: str, region: str) -> Any:
         return boto3.client(service, region_name=region, endpoint_url=endpoint)
 
-    role = client("iam", "us-east-1").create_role(
-        RoleName="exec", AssumeRolePolicyDocument="{}"
-    )["Role"]["Arn"]
+    role = client("iam", "us-east-1").create_role(RoleName="exec", AssumeRolePolicyDocument="{}")[
+        "Role"
+    ]["Arn"]
     code, rows = small_zip(), []
     for region in POPULATED:
         lam = client("lambda", region)
@@ -127,8 +127,10 @@ def main() -> None:
         if name.startswith(("AWS_", "LAYERKIT_")):
             del os.environ[name]
     with moto_server() as endpoint:
-        os.environ.update(AWS_ENDPOINT_URL=endpoint, AWS_ACCESS_KEY_ID="testing",
-                          AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="eu-west-1")  # fmt: skip
+        os.environ.update(
+            AWS_ENDPOINT_URL=endpoint, AWS_ACCESS_KEY_ID="testing",
+            AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="eu-west-1",
+        )  # fmt: skip
         rows = make_fleet(endpoint, args.functions)
         times: dict[str, list[float]] = {"direct": [], "inventory": []}
         for _ in range(args.runs):  # alternating, so both see the same machine
@@ -156,9 +158,11 @@ def main() -> None:
     functions = accounts * populated * args.functions
     scaled = {
         "direct": accounts * (regions - populated) * per_empty
-        + accounts * populated * per_place_direct + accounts,  # + AssumeRole per account
+        + accounts * populated * per_place_direct
+        + accounts,  # + AssumeRole per account
         "inventory": math.ceil(functions / INVENTORY_PAGE)
-        + accounts * populated * per_place_inventory + accounts,
+        + accounts * populated * per_place_inventory
+        + accounts,
     }
     print(f"on paper, {accounts} accounts x {regions} regions, {functions} functions:")
     for way, calls in scaled.items():

@@ -493,6 +493,17 @@ class Objects:
             raise
         return True
 
+    def ensure_bucket(self, bucket: str, create: bool) -> None:
+        """The bucket exists, or is created when `create` (--create-bucket)."""
+        if self.bucket_exists(bucket):
+            return
+        if not create:
+            raise AWSError(
+                f"The S3 bucket {bucket} for {self.region} does not exist. Create it, or "
+                "pass --create-bucket."
+            )
+        self.create_bucket(bucket)
+
     def create_bucket(self, bucket: str) -> None:
         options = {}
         if self.region != "us-east-1":

@@ -516,7 +516,7 @@ def _upload(
         return LayerCode(zip_bytes=layer.path.read_bytes())
     assert action.s3_location is not None
     bucket, key = action.s3_location
-    _ensure_bucket(objects, bucket, action.region, create_bucket)
+    objects.ensure_bucket(bucket, create_bucket)
     if action.route == "signed":
         assert signed is not None, "a signed route is executed with the signed object"
         if (bucket, key) != (signed.bucket, signed.key) and objects.size(
@@ -535,40 +535,6 @@ def _upload(
 
         objects.upload(layer.path, bucket, key, advance)
     return LayerCode(s3=(bucket, key))
-
-
-def _ensure_bucket(objects: Objects, bucket: str, region: str, create: bool) -> None:
-    if not objects.bucket_exists(bucket):
-        if not create:
-            raise AWSError(
-                f"The S3 bucket {bucket} for {region} does not exist. Create it, or "
-                "pass --create-bucket."
-            )
-        objects.create_bucket(bucket)
-
-
-def sign_layer(
-    layer: Layer,
-    settings: PublishSettings,
-    region: str,
-    profile: SigningProfile,
-    clients: Clients,
-    *,
-    create_bucket: bool,
-    wait_seconds: float,
-) -> Signed:
-    """Upload the unsigned ZIP to the signing region's bucket (keyed by its hash, so a
-    retry reuses it) and sign it there."""
-    assert settings.s3_bucket, "check_settings requires a bucket for signing"
-    objects = Objects(clients, region)
-    bucket, key = (
-        settings.s3_bucket.format(region=region),
-        f"layerkit/{layer.name}/{layer.sha256}.zip",
-    )
-    _ensure_bucket(objects, bucket, region, create_bucket)
-    if objects.size(bucket, key) != layer.zipped:
-        objects.upload(layer.path, bucket, key, lambda count: None)
-    return signing.sign((bucket, key), profile, clients, region, wait_seconds=wait_seconds)
 
 
 def _converge_grants(arn: str, action: Action, region: Region) -> None:
@@ -688,9 +654,10 @@ def run(
     outcomes: list[Outcome] = []
     if not dry_run:
         signed = {
-            layer.name: sign_layer(
-                layer,
-                settings,
+            layer.name: signing.sign_zip(
+                layer.path,
+                f"layerkit/{layer.name}/{layer.sha256}.zip",
+                str(settings.s3_bucket).format(region=region),
                 region,
                 profile,
                 clients,

@@ -18,6 +18,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from layerkit.account.clients import Clients
 from layerkit.account.gateways import Objects, Signer
@@ -64,6 +65,26 @@ def checked_profile(name: str, region: str, *, clients: Clients) -> SigningProfi
             f"accepts only {PLATFORM}. Use a profile for that platform; nothing was published."
         )
     return profile
+
+
+def sign_zip(
+    path: Path,
+    key: str,
+    bucket: str,
+    region: str,
+    profile: SigningProfile,
+    clients: Clients,
+    *,
+    create_bucket: bool,
+    wait_seconds: float,
+) -> Signed:
+    """Upload the unsigned ZIP to the signing region's bucket (under a key of its hash, so
+    a retry reuses it) and sign it there."""
+    objects = Objects(clients, region)
+    objects.ensure_bucket(bucket, create_bucket)
+    if objects.size(bucket, key) != path.stat().st_size:
+        objects.upload(path, bucket, key, lambda count: None)
+    return sign((bucket, key), profile, clients, region, wait_seconds=wait_seconds)
 
 
 def sign(
