@@ -75,7 +75,10 @@ class Lifecycle:
 
 
 RUNTIMES_PAGE = "https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtimes.html"
-_READ = datetime.date(2026, 12, 2)  # every row below checked against the page that day
+# When the rows below were checked: against stored copies of that page and of the pages
+# that track it (endoflife.date/aws-lambda, AWS's deprecation notices), since the live page
+# cannot be reached from where layerkit is built. Say so in every warning: `read` is a day.
+_READ = datetime.date(2026, 12, 2)
 
 
 def _dates(
