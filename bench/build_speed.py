@@ -78,6 +78,7 @@ def fresh(name: str) -> Path:
     """A new empty folder; an old one of the same name is moved aside."""
     path = OUT / name
     if path.exists():
+        (OUT / "trash").mkdir(parents=True, exist_ok=True)
         path.rename(OUT / "trash" / f"{name}-{time.monotonic_ns()}")
     path.mkdir(parents=True)
     return path

@@ -27,7 +27,9 @@ from layerkit.settings import IndexStrategy
 from layerkit.version import __version__
 
 if TYPE_CHECKING:
+    from layerkit import osv
     from layerkit.account.scan import Scope
+    from layerkit.layer.manifest import LayerManifest
 
 # The AWS, audit, registry and verify modules, and rich's tables and progress, are imported
 # by the commands that use them: a no-op build must finish in well under a second.
@@ -364,6 +366,10 @@ def audit(
     registry_path: opt.RegistryPath = None,
     as_json: opt.AsJson = False,
     as_csv: opt.AsCsv = False,
+    html: Annotated[
+        Path | None,
+        typer.Option("--html", help="Also write the audit as a self-contained page to FILE."),
+    ] = None,
 ) -> None:
     """Which functions, in which regions and accounts, use which layer versions."""
     from layerkit import osv
@@ -379,6 +385,12 @@ def audit(
     registry = Registry(_registry_path(registry_path))
     done = run(scope, registry, cache_root, package, gated, vulnerabilities=source)
     render.audited(done, as_json, as_csv)
+    if html is not None:
+        from layerkit.cli import pages
+
+        note = render.inventory_note(done.report.inventory) if done.report.inventory else ""
+        pages.write_page(html, pages.render("audit.html", v=pages.audit_view(done.report, note)))
+        render.err.print(f"wrote {html}")
     if done.gated:
         render.err.print(f"audit: found {', '.join(done.gated)} (--fail-on)")
         raise typer.Exit(ExitCode.GATE)
@@ -504,6 +516,130 @@ def prune(
     registry = Registry(_registry_path(registry_path))
     done = cut(_scope(region, profile, role_arn), layer, keep, yes, registry)
     render.prune(done, as_json)
+
+
+@app.command()
+def report(
+    layer: Annotated[
+        str,
+        typer.Argument(
+            help="A layer ZIP, a recipe (built first, --locked), or a published layer as "
+            "the registry records it: NAME or NAME:VERSION."
+        ),
+    ],
+    output: Annotated[Path, typer.Option("-o", "--output", help="The page to write.")],
+    recipes_dir: opt.RecipesDir = Path("recipes"),
+    out_dir: Annotated[
+        Path, typer.Option("--out-dir", help="Where a recipe's ZIPs go (-o is the page).")
+    ] = Path("dist"),
+    vulnerabilities: opt.Vulnerabilities = False,
+    osv_db: opt.OsvDb = None,
+    with_sbom: Annotated[bool, typer.Option("--sbom", help="Include the SBOM.")] = False,
+    verify: Annotated[
+        bool,
+        typer.Option(
+            "--verify",
+            help="Measure cold imports with each target's Python (as `verify --native`).",
+        ),
+    ] = False,
+    registry_path: opt.RegistryPath = None,
+) -> None:
+    """A layer's size and contents as one self-contained page: what its bytes are, against
+    the 250 MiB a function shares with its layers."""
+    from layerkit import osv
+    from layerkit.cli import pages
+    from layerkit.layer import manifest as manifests
+    from layerkit.layer import sbom as boms
+    from layerkit.layer.breakdown import breakdown
+    from layerkit.layer.inspection import inspect_layer
+
+    cache_root = settings.resolve(settings.CACHE_DIR, os.environ)
+    source = osv.source(osv_db, dict(os.environ), cache_root) if vulnerabilities or osv_db else None
+    recipe = Path(layer) if layer.endswith(".toml") else recipes_dir / f"{layer}.toml"
+    views = []
+    if layer.endswith(".zip") or (Path(layer).is_file() and not layer.endswith(".toml")):
+        zips = [Path(layer)]
+    elif recipe.exists():
+        with render.reporting(False) as reporter:
+            built = build_all(recipes_named([str(recipe)], recipes_dir), _context(reporter),
+                              out_dir, None, locked=True)  # fmt: skip
+        zips = [a.path for a in built]
+    else:
+        from layerkit.registry import Registry
+
+        found = Registry(_registry_path(registry_path)).version(layer)
+        newest = max(found, key=lambda v: v.version)
+        if newest.manifest is None:
+            raise LayerkitError(
+                f"{newest.arn} has no layerkit manifest in the registry: download its ZIP "
+                "and run `layerkit report ZIP`."
+            )
+        zips = []
+        views.append(pages.layer_view(
+            f"{layer} ({newest.arn})", newest.manifest, None,
+            advisories=_advisories(newest.manifest, source),
+            sbom=boms.of_manifest(newest.manifest).decode() if with_sbom else "",
+            zipped=newest.size,
+        ))  # fmt: skip
+    for zip_path in zips:
+        found_manifest = manifests.read(zip_path)
+        verified = []
+        if verify:
+            from layerkit.builder.verify import verify_all
+
+            verified = verify_all([zip_path], image=None, network=None, native=True,
+                                  env=os.environ)  # fmt: skip
+        views.append(pages.layer_view(
+            str(zip_path), found_manifest, breakdown(zip_path), inspect_layer(zip_path),
+            verified, _advisories(found_manifest, source, zip_path),
+            boms.of_zip(zip_path).decode() if with_sbom else "",
+        ))  # fmt: skip
+    pages.write_page(output, pages.render("report.html", views=views))
+    render.err.print(f"wrote {output}")
+
+
+def _advisories(
+    found: "LayerManifest | None", source: "osv.Source | None", zip_path: Path | None = None
+) -> "dict[tuple[str, str], list[osv.Advisory]] | None":
+    """Known vulnerabilities of the layer's distributions, when a source is given."""
+    if source is None:
+        return None
+    from packaging.utils import canonicalize_name
+
+    if found is not None:
+        shipped = {(canonicalize_name(d.name), d.version) for d in found.distributions().values()}
+    else:
+        from layerkit.layer.inspection import inspect_layer
+
+        assert zip_path is not None
+        shipped = {(canonicalize_name(d.name), d.version)
+                   for d in inspect_layer(zip_path).distributions}  # fmt: skip
+    return source.advisories(shipped)
+
+
+@app.command()
+def catalog(
+    output: Annotated[Path, typer.Option("-o", "--output", help="The folder to write.")],
+    registry_path: opt.RegistryPath = None,
+) -> None:
+    """A static site of the registry's layers (for S3 or GitHub Pages): the latest ARN per
+    region, runtime and architecture, and a page per version with its contents, its
+    changes and its SBOM."""
+    from layerkit.cli import pages
+    from layerkit.layer import sbom as boms
+    from layerkit.registry import Registry
+
+    contents = pages.contents_of(Registry(_registry_path(registry_path)).versions())
+    recorded = [(layer, c) for layer, found in contents.items() for c in found if c.manifest]
+    made = boms.of_manifests(
+        [c.manifest for _, c in recorded if c.manifest],
+        settings.resolve(settings.CACHE_DIR, os.environ),
+    )
+    sboms = {
+        (layer, c.sha256): data.decode() for (layer, c), data in zip(recorded, made, strict=True)
+    }
+    written = pages.write_catalog(output, contents, sboms)
+    render.err.print(f"wrote {len(written)} pages under {output}")
 
 
 @app.command()
