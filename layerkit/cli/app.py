@@ -570,7 +570,9 @@ def report(
         found = Registry(_registry_path(registry_path)).version(layer)
         newest = max(found, key=lambda v: v.version)
         if newest.manifest is None:
-            raise LayerkitError(
+            from layerkit.errors import UserError
+
+            raise UserError(
                 f"{newest.arn} has no layerkit manifest in the registry: download its ZIP "
                 "and run `layerkit report ZIP`."
             )

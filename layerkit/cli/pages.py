@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from layerkit import quota
+from layerkit.errors import UserError
 from layerkit.files import write_atomic
 from layerkit.layer.breakdown import OTHER, Breakdown, Part
 from layerkit.layer.manifest import LayerManifest, diff
@@ -400,7 +401,9 @@ def contents_of(versions: Iterable[Version]) -> dict[str, list[Content]]:
             tuple(Published(v.arn, v.region, v.version, v.created) for v in rows), manifest,
         ))  # fmt: skip
     for layer, found in layers.items():
-        found.sort(key=lambda c: (min(p.created for p in c.published), c.sha256))
+        # by when it was first published; within a second (records say seconds), by number
+        found.sort(key=lambda c: (min(p.created for p in c.published),
+                                  max(p.version for p in c.published), c.sha256))  # fmt: skip
         linked = []
         for before, content in zip([None, *found[:-1]], found, strict=True):
             changes: Mapping[str, Sequence[Any]] = {}
@@ -451,8 +454,14 @@ def render(template: str, **values: Any) -> str:
 
 
 def write_page(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, text.encode("utf-8"))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, text.encode("utf-8"))
+    except OSError as exc:
+        raise UserError(
+            f"Cannot write {path}: {exc.strerror or exc}. Give a file in a folder you can "
+            "write (-o / --html)."
+        ) from None
 
 
 def write_catalog(out: Path, contents: Mapping[str, Sequence[Content]],

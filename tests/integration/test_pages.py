@@ -233,6 +233,12 @@ def test_the_catalog_gives_every_latest_arn_and_a_page_per_version(
     browser.clean(version, newest)
     assert version.locator("ul.changes li").count() == 0  # only a data file changed
     assert "conf:3" in version.content()
+    from_registry = project / "conf.html"
+    layerkit("report", "conf:3", "-o", str(from_registry), cwd=project, env=aws)
+    report = browser.open(from_registry, tmp_path / "report-from-registry.png")
+    browser.clean(report, from_registry)
+    assert report.locator("h1").inner_text() == "conf"
+    assert "arn:aws:lambda:" in report.locator("section.layer .muted").first.inner_text()
     sbom = json.loads(newest.with_suffix(".cdx.json").read_text())
     assert sbom["bomFormat"] == "CycloneDX"
     again = project / "again"
