@@ -123,7 +123,7 @@ def lifecycles(env: os._Environ[str] | dict[str, str] | None = None) -> dict[str
         return LIFECYCLES
     path = Path(path_text).expanduser()
     try:
-        key = (str(path.resolve()), path.stat().st_mtime)
+        key = (path_text, path.stat().st_mtime)
     except OSError:
         raise UserError(
             f"{RUNTIMES_FILE}={path_text!r}: there is no such file. Point it at a TOML file "

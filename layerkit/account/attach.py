@@ -20,7 +20,7 @@ from packaging.utils import canonicalize_name
 from layerkit.account.model import CodeSigningConfig, FunctionVersion, LayerVersion
 from layerkit.layer.manifest import LayerManifest
 from layerkit.quota import LAYERS_PER_FUNCTION, UNZIPPED_LIMIT
-from layerkit.targets import lifecycle_of
+from layerkit.targets import Lifecycle, lifecycles
 
 
 class Kind(str, Enum):
@@ -54,10 +54,10 @@ def python_of(runtime: str) -> str | None:
     return runtime.removeprefix("python")
 
 
-def stage_of(runtime: str, today: datetime.date) -> str | None:
+def stage_of(runtime: str, today: datetime.date, table: Mapping[str, Lifecycle]) -> str | None:
     """What Lambda's end of support has done to a runtime by `today`, with its dates and
     their source; None while it is supported (or unknown)."""
-    lifecycle = lifecycle_of(runtime)
+    lifecycle = table.get(runtime)
     return lifecycle.stage(today) if lifecycle else None
 
 
@@ -196,6 +196,7 @@ def findings(
     """Every attach-time finding for these function versions. `aliases`: (region,
     function, version) -> the aliases serving it; `code_signing`: (account, region,
     function) -> its code signing configuration."""
+    table = lifecycles()  # the built-in dates, or LAYERKIT_RUNTIMES_FILE over them
     found = []
     for fn in functions:
         serving = aliases.get((fn.region, fn.name, fn.version), ())
@@ -213,12 +214,12 @@ def findings(
             for reason in incompatible(fn, declared.get(arn), manifests.get(arn)):
                 found.append(finding(Kind.incompatible, arn, reason))
             layer = declared.get(arn)
-            stages = [stage_of(r, today) for r in layer.runtimes] if layer else []
+            stages = [stage_of(r, today, table) for r in layer.runtimes] if layer else []
             if layer and stages and all(stages):
                 said = "; ".join(f"{r} {st}" for r, st in zip(layer.runtimes, stages, strict=True))
                 reason = f"every runtime the layer declares is deprecated: {said}"
                 found.append(finding(Kind.deprecated, arn, reason))
-        stage = stage_of(fn.runtime, today)
+        stage = stage_of(fn.runtime, today, table)
         if stage is not None:
             reason = (
                 f"{fn.runtime} was {stage}: move the function to a supported runtime, and "

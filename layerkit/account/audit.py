@@ -27,7 +27,7 @@ from layerkit.account.attach import Finding
 from layerkit.account.clients import Clients
 from layerkit.account.gateways import Account, Layers
 from layerkit.account.model import LayerArn, account_of
-from layerkit.account.scan import InventoryNote, Scan, Scope, api_calls
+from layerkit.account.scan import InventoryNote, Scan, Scope, api_calls, code_signing_of
 from layerkit.errors import AWSError, UserError
 from layerkit.http import Client, HttpError, Mismatch
 from layerkit.layer.manifest import LayerManifest
@@ -315,14 +315,9 @@ def report(
             for version in (alias.version, *(v for v, _ in alias.weights)):
                 key = (s.region, alias.function, version)
                 serving[key] = (*serving.get(key, ()), alias.name)
-    code_signing = {
-        (s.account, s.region, name): config
-        for s in scans
-        for name, config in s.code_signing.items()
-    }
     findings = attach.findings(
         [fn for s in scans for fn in s.functions], serving, declared, manifests or {},
-        today or datetime.date.today(), code_signing,
+        today or datetime.date.today(), code_signing_of(list(scans)),
     )  # fmt: skip
     return Report(
         references=tuple(refs),

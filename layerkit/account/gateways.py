@@ -11,6 +11,7 @@ with botocore's Stubber.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -545,8 +546,6 @@ class Objects:
 
     def sha256(self, bucket: str, key: str) -> tuple[str, int]:
         """The object's SHA-256 (hex) and size, read through once."""
-        import hashlib
-
         digest, size = hashlib.sha256(), 0
         with translated("s3:GetObject", f"s3://{bucket}/{key}"):
             body = self._s3.get_object(Bucket=bucket, Key=key)["Body"]
@@ -580,8 +579,6 @@ class Signer:
     def start(self, profile: str, source: tuple[str, str, str], prefix: str) -> str:
         """Start a signing job of the S3 object (bucket, key, version ID); the signed object
         goes to the same bucket under `prefix`. Returns the job ID."""
-        import hashlib
-
         bucket, key, version = source
         # the same object version and profile make the same request: a retry is one job
         token = hashlib.sha256(f"{bucket}/{key}@{version}:{profile}".encode()).hexdigest()

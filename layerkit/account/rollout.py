@@ -29,7 +29,7 @@ from layerkit.account.model import (
     LayerArn,
     LayerVersion,
 )
-from layerkit.account.scan import Scope
+from layerkit.account.scan import Scope, code_signing_of
 from layerkit.errors import AWSError, UserError
 from layerkit.layer.manifest import LayerManifest
 from layerkit.registry import Registry, recorded
@@ -332,21 +332,15 @@ def run(
     accounts, scans = scope.scan()
     found = recorded(registry.versions())
     declared = {arn: v for s in scans for arn, v in s.declared.items()}
-    code_signing = {
-        (s.account, s.region, name): config
-        for s in scans
-        for name, config in s.code_signing.items()
-    }
+    targets = [(s, to_version or max(s.layers.get(layer) or [0])) for s in scans]
     signers = {arn: who for s in scans for fn in s.functions for arn, who in fn.signers.items()}
-    for s in scans:  # who signed the version rolled to, where a function enforces signing
-        target = to_version or max(s.layers.get(layer) or [0])
+    for s, target in targets:  # who signed the version rolled to, where signing is enforced
         arn = LayerArn(s.region, s.account, layer, target)
         if target and any(c.enforce for c in s.code_signing.values()) and str(arn) not in signers:
             signers[str(arn)] = Layers(accounts[s.account], s.region).content(arn).signer
-    known = Known(declared, found.manifests, found.unzipped, code_signing, signers)
+    known = Known(declared, found.manifests, found.unzipped, code_signing_of(scans), signers)
     updates = []
-    for s in scans:
-        target = to_version or max(s.layers.get(layer) or [0])
+    for s, target in targets:
         if target:
             updates += [
                 _owned(u, s.owners.get(u.function), mode.allow_drift)

@@ -218,6 +218,15 @@ class Scope:
         )
 
 
+def code_signing_of(scans: list[Scan]) -> dict[tuple[str, str, str], CodeSigningConfig]:
+    """(account, region, function) -> its code signing configuration, across the scans."""
+    return {
+        (s.account, s.region, name): config
+        for s in scans
+        for name, config in s.code_signing.items()
+    }
+
+
 def api_calls(accounts: dict[str, Clients]) -> dict[str, int]:
     """The API calls made through every account's clients, by operation."""
     calls: dict[str, int] = {}

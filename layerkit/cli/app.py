@@ -27,9 +27,7 @@ from layerkit.settings import IndexStrategy
 from layerkit.version import __version__
 
 if TYPE_CHECKING:
-    from layerkit import osv
     from layerkit.account.scan import Scope
-    from layerkit.layer.manifest import LayerManifest
 
 # The AWS, audit, registry and verify modules, and rich's tables and progress, are imported
 # by the commands that use them: a no-op build must finish in well under a second.
@@ -579,7 +577,9 @@ def report(
         zips = []
         views.append(pages.layer_view(
             f"{layer} ({newest.arn})", newest.manifest, None,
-            advisories=_advisories(newest.manifest, source),
+            advisories=pages.advisories(
+                source, [(d.name, d.version) for d in newest.manifest.distributions().values()]
+            ),
             sbom=boms.of_manifest(newest.manifest).decode() if with_sbom else "",
             zipped=newest.size,
         ))  # fmt: skip
@@ -591,32 +591,17 @@ def report(
 
             verified = verify_all([zip_path], image=None, network=None, native=True,
                                   env=os.environ)  # fmt: skip
+        inspection = inspect_layer(zip_path)
+        dists = found_manifest.distributions().values() if found_manifest else (
+            inspection.distributions)  # fmt: skip
+        shipped = [(d.name, d.version) for d in dists]
         views.append(pages.layer_view(
-            str(zip_path), found_manifest, breakdown(zip_path), inspect_layer(zip_path),
-            verified, _advisories(found_manifest, source, zip_path),
+            str(zip_path), found_manifest, breakdown(zip_path), inspection, verified,
+            pages.advisories(source, shipped),
             boms.of_zip(zip_path).decode() if with_sbom else "",
         ))  # fmt: skip
     pages.write_page(output, pages.render("report.html", views=views))
     render.err.print(f"wrote {output}")
-
-
-def _advisories(
-    found: "LayerManifest | None", source: "osv.Source | None", zip_path: Path | None = None
-) -> "dict[tuple[str, str], list[osv.Advisory]] | None":
-    """Known vulnerabilities of the layer's distributions, when a source is given."""
-    if source is None:
-        return None
-    from packaging.utils import canonicalize_name
-
-    if found is not None:
-        shipped = {(canonicalize_name(d.name), d.version) for d in found.distributions().values()}
-    else:
-        from layerkit.layer.inspection import inspect_layer
-
-        assert zip_path is not None
-        shipped = {(canonicalize_name(d.name), d.version)
-                   for d in inspect_layer(zip_path).distributions}  # fmt: skip
-    return source.advisories(shipped)
 
 
 @app.command()

@@ -26,6 +26,7 @@ from layerkit.targets import RUNTIMES, split_id
 if TYPE_CHECKING:
     import jinja2
 
+    from layerkit import osv
     from layerkit.account.audit import Report
     from layerkit.builder.verify import TargetResult
     from layerkit.layer.inspection import Inspection
@@ -181,6 +182,18 @@ def treemap(parts: Sequence[Part], unzipped: int, inside: Sequence[Part]
     return boxes, folders, largest.name if largest else ""
 
 
+def advisories(
+    source: osv.Source | None, shipped: Iterable[tuple[str, str]]
+) -> dict[tuple[str, str], list[Advisory]] | None:
+    """The known vulnerabilities of what the layer ships, (name, version) pairs; None when
+    none were asked for."""
+    if source is None:
+        return None
+    from packaging.utils import canonicalize_name
+
+    return source.advisories({(canonicalize_name(name), version) for name, version in shipped})
+
+
 def layer_view(
     source: str,
     layer_manifest: LayerManifest | None,
@@ -301,24 +314,19 @@ class AuditView:
 
 
 def audit_view(rep: Report, inventory: str = "") -> AuditView:
+    # per (account, region, function, qualifier, layer); a layer of "" is about the function
     by_use: dict[tuple[str, str, str, str, str], list[tuple[str, str]]] = {}
     aliases: dict[tuple[str, str, str, str], tuple[str, ...]] = {}
     for f in rep.findings:
         aliases[(f.account, f.region, f.function, f.qualifier)] = f.aliases
-        if f.layer:
-            key = (f.account, f.region, f.function, f.qualifier, f.layer)
-            by_use.setdefault(key, []).append((f.kind.value, f.reason))
-    function_findings: dict[tuple[str, str, str, str], list[tuple[str, str]]] = {}
-    for f in rep.findings:
-        if not f.layer:
-            key4 = (f.account, f.region, f.function, f.qualifier)
-            function_findings.setdefault(key4, []).append((f.kind.value, f.reason))
+        key = (f.account, f.region, f.function, f.qualifier, f.layer)
+        by_use.setdefault(key, []).append((f.kind.value, f.reason))
     vulnerable = {(u.account, u.region, u.function, u.qualifier, u.layer)
                   for v in rep.vulnerable for u in v.functions}  # fmt: skip
     rows = []
     for r in rep.references:
         use = (r.account, r.region, r.function, r.version, r.arn)
-        found = [*by_use.get(use, []), *function_findings.get(use[:4], [])]
+        found = [*by_use.get(use, []), *by_use.get((*use[:4], ""), [])]
         marks = [r.status.value] if r.status.value != "current" else []
         marks += sorted({kind for kind, _ in found})
         if use in vulnerable:

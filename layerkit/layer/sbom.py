@@ -147,15 +147,25 @@ def for_build(layer: LayerManifest, manifest_bytes: bytes, cache_root: Path) -> 
     """The JSON SBOM of a layer being built, kept in the cache by its manifest's bytes (which
     hold the build key): making one imports cyclonedx-python-lib, about 70 ms, a quarter of a
     warm build. A damaged entry is made again."""
-    cached = cache_root / "sbom" / f"{hashlib.sha256(manifest_bytes).hexdigest()}{SUFFIX}"
+    cached = _cache_path(cache_root, manifest_bytes)
+    data = _read_cached(cached)
+    if data is None:
+        data = dumps(make(layer))
+        write_atomic(cached, data)
+    return data
+
+
+def _cache_path(cache_root: Path, manifest_bytes: bytes) -> Path:
+    return cache_root / "sbom" / f"{hashlib.sha256(manifest_bytes).hexdigest()}{SUFFIX}"
+
+
+def _read_cached(path: Path) -> bytes | None:
+    """A cached SBOM, or None when there is none or it is damaged (made again)."""
     try:
-        data = cached.read_bytes()
+        data = path.read_bytes()
         json.loads(data)
-        return data
     except (OSError, ValueError):
-        pass
-    data = dumps(make(layer))
-    write_atomic(cached, data)
+        return None
     return data
 
 
@@ -164,23 +174,16 @@ def of_manifests(layers: list[LayerManifest], cache_root: Path) -> list[bytes]:
     build made them, the rest made on every CPU (about 10 ms each) and kept there."""
     from concurrent.futures import ProcessPoolExecutor
 
-    keys = [hashlib.sha256(manifest.dumps(layer)).hexdigest() for layer in layers]
-    found: dict[str, bytes] = {}
-    for key in set(keys):
-        try:
-            data = (cache_root / "sbom" / f"{key}{SUFFIX}").read_bytes()
-            json.loads(data)
-            found[key] = data
-        except (OSError, ValueError):
-            pass
-    missing = {key: layer for key, layer in zip(keys, layers, strict=True) if key not in found}
+    paths = [_cache_path(cache_root, manifest.dumps(layer)) for layer in layers]
+    found = {path: data for path in set(paths) if (data := _read_cached(path)) is not None}
+    missing = {path: layer for path, layer in zip(paths, layers, strict=True) if path not in found}
     if missing:
         with ProcessPoolExecutor() as pool:
             made = pool.map(of_manifest, missing.values(), chunksize=32)
-            for key, data in zip(missing, made, strict=True):
-                write_atomic(cache_root / "sbom" / f"{key}{SUFFIX}", data)
-                found[key] = data
-    return [found[key] for key in keys]
+            for path, data in zip(missing, made, strict=True):
+                write_atomic(path, data)
+                found[path] = data
+    return [found[path] for path in paths]
 
 
 def dumps(bom: Bom, fmt: str = "json") -> bytes:
