@@ -41,7 +41,7 @@ from layerkit.account.signing import Signed
 from layerkit.errors import AWSError, CredentialsError, LayerkitError, QuotaError, UserError
 from layerkit.files import open_zip, sha256_of
 from layerkit.layer.manifest import LayerManifest
-from layerkit.recipe import PublishSettings
+from layerkit.recipe import SIGNING_PROFILE, PublishSettings
 from layerkit.registry import Registry, Signing, Version, git_commit, now, who
 from layerkit.settings import cascade
 
@@ -198,6 +198,11 @@ def check_settings(name: str, settings: PublishSettings, regions: list[str]) -> 
                 f"partition, the regions in {partitions[0]}: an account of one partition "
                 "cannot use a layer of another. Nothing was published."
             )
+    if settings.signing_profile and not SIGNING_PROFILE.fullmatch(settings.signing_profile):
+        raise UserError(
+            f"{name}: {settings.signing_profile!r} is not a Signer profile name (2 to 64 "
+            "letters, digits or _): check --signing-profile or LAYERKIT_SIGNING_PROFILE."
+        )
     if settings.signing_profile and not settings.s3_bucket:
         raise UserError(
             f"{name}: signing with {settings.signing_profile} needs an S3 bucket (Signer "

@@ -554,6 +554,11 @@ def report(
     cache_root = settings.resolve(settings.CACHE_DIR, os.environ)
     source = osv.source(osv_db, dict(os.environ), cache_root) if vulnerabilities or osv_db else None
     recipe = Path(layer) if layer.endswith(".toml") else recipes_dir / f"{layer}.toml"
+    if Path(layer).is_dir():
+        raise typer.BadParameter(
+            f"{layer} is a folder: give a layer ZIP, a recipe, or a published NAME[:VERSION].",
+            param_hint="LAYER",
+        )
     views = []
     if layer.endswith(".zip") or (Path(layer).is_file() and not layer.endswith(".toml")):
         zips = [Path(layer)]
@@ -616,6 +621,10 @@ def catalog(
     from layerkit.layer import sbom as boms
     from layerkit.registry import Registry
 
+    if output.exists() and not output.is_dir():
+        raise typer.BadParameter(
+            f"{output} is a file: give a folder for the site.", param_hint="-o"
+        )
     contents = pages.contents_of(Registry(_registry_path(registry_path)).versions())
     recorded = [(layer, c) for layer, found in contents.items() for c in found if c.manifest]
     made = boms.of_manifests(
