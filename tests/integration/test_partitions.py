@@ -176,3 +176,19 @@ def test_with_organization_an_account_or_organization_outside_it_is_exposed(
     assert set(reasons) == {"theirs", "partner"}
     assert f"organization o-zzzzzzzzzz, not {org_id}" in reasons["theirs"]
     assert f"account 444455556666, outside {org_id}" in reasons["partner"]
+
+
+def test_organization_accounts_are_assumed_in_the_credentials_partition(
+    aws: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from layerkit.account.scan import accounts_to_scan
+
+    for name, value in {**aws, "AWS_DEFAULT_REGION": "us-gov-west-1"}.items():
+        monkeypatch.setenv(name, value)
+    org = client(aws, "organizations", "us-gov-west-1")
+    org.create_organization(FeatureSet="ALL")
+    org.create_account(AccountName="app", Email="app@example.com")
+    accounts = accounts_to_scan(None, [], True, "Auditor")
+    roles = [c.role_arn for c in accounts.values() if c.role_arn]
+    assert len(roles) == 1
+    assert roles[0].startswith("arn:aws-us-gov:iam::") and roles[0].endswith(":role/Auditor")
