@@ -21,12 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from layerkit.errors import OsvError, UserError
 from layerkit.files import write_atomic
 from layerkit.http import Client, HttpError
+from layerkit.names import canonical
 from layerkit.settings import OSV_URL, resolve
 
 ECOSYSTEM = "PyPI"
@@ -64,7 +64,7 @@ def _affected_entries(record: dict[str, Any], name: str) -> Iterator[dict[str, A
         package = entry.get("package", {})
         if (
             package.get("ecosystem") == ECOSYSTEM
-            and canonicalize_name(str(package.get("name", ""))) == name
+            and canonical(str(package.get("name", ""))) == name
         ):
             yield entry
 
@@ -144,7 +144,7 @@ class Database:
             try:
                 record = json.loads(text)
                 names = {
-                    canonicalize_name(str(e["package"]["name"]))
+                    canonical(str(e["package"]["name"]))
                     for e in record.get("affected", ())
                     if e.get("package", {}).get("ecosystem") == ECOSYSTEM
                 }

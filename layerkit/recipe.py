@@ -15,12 +15,10 @@ from dataclasses import MISSING, dataclass, field, fields, is_dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from packaging.requirements import InvalidRequirement, Requirement
-from packaging.utils import canonicalize_name
-
 from layerkit import quota
 from layerkit.errors import RecipeError
 from layerkit.files import parse_toml
+from layerkit.names import canonical
 from layerkit.targets import (
     ARCHITECTURES,
     RUNTIME_PROVIDED,
@@ -149,6 +147,26 @@ class Recipe:
         if self.requirements_file is not None:
             return self.requirements_file.read_text(encoding="utf-8")
         return "".join(f"{line}\n" for line in self.requirements)
+
+
+def check_requirements(recipe: Recipe) -> None:
+    """Refuse a requirement that is not one, naming it.
+
+    Asked before the requirements are resolved, or when a lock does not match them, not at
+    load: a lock that matches proves they parsed when it was written (its input hash covers
+    them), and a no-op build should not import packaging's parser (some 30 ms) to learn it.
+    """
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    for line in recipe.requirements:
+        try:
+            Requirement(line)
+        except InvalidRequirement as exc:
+            raise RecipeError(
+                str(recipe.path),
+                "python.requirements",
+                f"{line!r} is not a valid requirement: {exc}.",
+            ) from None
 
 
 def build_key_data(settings: Any) -> dict[str, Any]:
@@ -325,13 +343,6 @@ def load(path: Path, today: Callable[[], datetime.date] = datetime.date.today) -
     requirements_file = reader.get(python, "python", "requirements-file", str)
     if requirements and requirements_file:
         raise reader.fail("python", "give either `requirements` or `requirements-file`, not both.")
-    for line in requirements:
-        try:
-            Requirement(line)
-        except InvalidRequirement as exc:
-            raise reader.fail(
-                "python.requirements", f"{line!r} is not a valid requirement: {exc}."
-            ) from None
     req_file: Path | None = None
     if requirements_file is not None:
         req_file = (path.parent / requirements_file).resolve()
@@ -347,13 +358,11 @@ def load(path: Path, today: Callable[[], datetime.date] = datetime.date.today) -
                 "python.requirements-file",
                 f"{requirements_file!r} cannot be read as UTF-8 text: save it as UTF-8.",
             ) from None
-    exclude: set[str] = {canonicalize_name(n) for n in reader.strings(python, "python", "exclude")}
+    exclude: set[str] = {canonical(n) for n in reader.strings(python, "python", "exclude")}
     if reader.get(python, "python", "exclude-runtime-provided", bool, False):
         exclude |= RUNTIME_PROVIDED
 
-    no_binary = tuple(
-        sorted(canonicalize_name(n) for n in reader.strings(python, "python", "no-binary"))
-    )
+    no_binary = tuple(sorted(canonical(n) for n in reader.strings(python, "python", "no-binary")))
     build_table = reader.table("build")
     image = reader.get(build_table, "build", "image", str, BuildSettings.image)
     try:

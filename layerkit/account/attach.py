@@ -15,10 +15,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
-from packaging.utils import canonicalize_name
-
 from layerkit.account.model import CodeSigningConfig, FunctionVersion, LayerVersion
 from layerkit.layer.manifest import LayerManifest
+from layerkit.names import canonical
 from layerkit.quota import LAYERS_PER_FUNCTION, UNZIPPED_LIMIT
 from layerkit.targets import Lifecycle, lifecycles
 
@@ -114,7 +113,7 @@ def shadowed(
             tree = dist.site_packages or "python"
             if python and tree.startswith("python/lib/") and tree != own_tree:
                 continue  # another Python version's tree: this function never imports it
-            if canonicalize_name(key) in {"boto3", "botocore"}:
+            if canonical(key) in {"boto3", "botocore"}:
                 reason = f"ships {dist.name} {dist.version}, which replaces the runtime's copy"
                 found.append((arn, reason))
             if key in seen:

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 from packaging.requirements import Requirement
-from packaging.utils import canonicalize_name
 
 from layerkit import osv
 from layerkit.account import attach
@@ -32,6 +31,7 @@ from layerkit.errors import AWSError, UserError
 from layerkit.http import Client, HttpError, Mismatch
 from layerkit.layer.manifest import LayerManifest
 from layerkit.layer.metadata import distributions_in
+from layerkit.names import canonical
 from layerkit.quota import LAYERS_PER_FUNCTION, UNZIPPED_LIMIT, WARN_FRACTION
 from layerkit.registry import Registry, recorded
 
@@ -358,16 +358,14 @@ def package_matches(
 ) -> list[PackageMatch]:
     """References whose layer ships a distribution matching e.g. "urllib3<2.2.2"."""
     wanted = Requirement(requirement)
-    key = canonicalize_name(wanted.name)
+    key = canonical(wanted.name)
     cache: dict[str, list[tuple[str, str]] | None] = {}
     matches = []
     for ref in refs:
         if ref.arn not in cache:
             cache[ref.arn] = contents(ref.arn)
         for name, version in cache[ref.arn] or ():
-            if canonicalize_name(name) == key and wanted.specifier.contains(
-                version, prereleases=True
-            ):
+            if canonical(name) == key and wanted.specifier.contains(version, prereleases=True):
                 matches.append(PackageMatch(ref, name, version))
     return matches
 
@@ -415,7 +413,7 @@ def vulnerable(
     for arn in sorted({r.arn for r in refs}):
         found = contents(arn)
         if found is not None:
-            shipping[arn] = {(canonicalize_name(n), v) for n, v in found}
+            shipping[arn] = {(canonical(n), v) for n, v in found}
     advisories = source.advisories(set().union(*shipping.values()) if shipping else ())
     layers: dict[tuple[str, str, str], list[str]] = {}
     uses: dict[tuple[str, str, str], list[Use]] = {}

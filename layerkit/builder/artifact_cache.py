@@ -18,7 +18,6 @@ from pathlib import Path
 from layerkit import files
 from layerkit.errors import BuildError, UserError
 from layerkit.files import sha256_of, write_atomic
-from layerkit.layer import manifest
 
 log = logging.getLogger("layerkit")
 
@@ -75,6 +74,8 @@ def _summary_of(path: Path, key: str) -> Summary | None:
     if not path.exists():
         return None
     import zipfile  # a no-op build whose dist/ ZIP is the cached one opens nothing
+
+    from layerkit.layer import manifest
 
     try:
         with zipfile.ZipFile(path) as zipped:

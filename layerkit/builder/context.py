@@ -35,7 +35,6 @@ class Context:
 
     cache_root: Path
     env: dict[str, str]
-    uv_binary: str
     index_url: str | None = None  # --index-url, over pip's configuration
     extra_index_urls: tuple[str, ...] = ()
     ca_bundle: str | None = None
@@ -52,6 +51,13 @@ class Context:
         default_factory=dict, init=False, repr=False
     )
     _osv: osv.Source | None = field(default=None, init=False, repr=False)
+
+    @cached_property
+    def uv_binary(self) -> str:
+        """uv's executable, looked up when first needed (a no-op build never runs it)."""
+        from uv import find_uv_bin
+
+        return find_uv_bin()
 
     @cached_property
     def index(self) -> PackageIndex:
@@ -99,7 +105,7 @@ class Context:
         """This host's CPython `python` ("3.11"), looked for once per command."""
         if python not in self._interpreters:
             self._interpreters[python] = find_interpreter(
-                python, self.env, self.cache_root, self.uv_binary
+                python, self.env, self.cache_root, lambda: self.uv_binary
             )
         return self._interpreters[python]
 
@@ -120,12 +126,9 @@ class Context:
         audit: bool = False,
         osv_db: Path | None = None,
     ) -> Context:
-        from uv import find_uv_bin
-
         ctx = cls(
             cache_root=resolve(CACHE_DIR, env),
             env=dict(env),
-            uv_binary=find_uv_bin(),
             index_url=index_url,
             extra_index_urls=extra_index_urls,
             ca_bundle=ca_bundle,

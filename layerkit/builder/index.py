@@ -24,10 +24,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from packaging.utils import canonicalize_name
-
 from layerkit.errors import BuildError, IntegrityError, PackageIndexError, UserError
 from layerkit.files import sha256_of
+from layerkit.names import canonical
 from layerkit.redaction import redact
 
 if TYPE_CHECKING:
@@ -163,7 +162,7 @@ class PackageIndex:
         unsafe-best-match from every index (as uv does)."""
         from layerkit.http import HttpError
 
-        name = canonicalize_name(project)
+        name = canonical(project)
         found: list[IndexFile] = []
         for base in self.settings.urls:
             page = _page(base, name)
@@ -205,7 +204,7 @@ class PackageIndex:
     def page_of(self, project: str) -> str | None:
         """The page a project's files came from (first-index: the first index that has
         it), once `files` has read it."""
-        return self.pages.get(canonicalize_name(project))
+        return self.pages.get(canonical(project))
 
     def download(self, file: IndexFile, expected_sha256: str, dest: Path) -> None:
         """Fetch a file into dest, refusing it unless its SHA-256 is the expected one."""

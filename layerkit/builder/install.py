@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from packaging.utils import canonicalize_name, parse_wheel_filename
+from packaging.utils import parse_wheel_filename
 
 from layerkit import files
 from layerkit.builder.archive import Entry, wheel_entry
@@ -29,6 +29,7 @@ from layerkit.builder.lockfile import LockedDist
 from layerkit.errors import IntegrityError
 from layerkit.files import sha256_of
 from layerkit.layer.metadata import parse_metadata
+from layerkit.names import canonical
 from layerkit.recipe import Slim
 from layerkit.targets import (
     BOTOCORE_ACCEPTS,
@@ -283,7 +284,7 @@ def install_in_container(
                 f"pip install of the {target_id} lock",
             )  # fmt: skip
             made: dict[str, Path] = {
-                str(canonicalize_name(parse_wheel_filename(w.name)[0])): w
+                str(canonical(parse_wheel_filename(w.name)[0])): w
                 for w in (work / "wheels").glob("*.whl")
             }
             for d in missing:

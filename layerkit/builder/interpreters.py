@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,7 +33,7 @@ class Interpreter:
 
 
 def find_interpreter(
-    python: str, env: Mapping[str, str], cache_root: Path, uv_binary: str | None
+    python: str, env: Mapping[str, str], cache_root: Path, uv_binary: Callable[[], str] | None
 ) -> Interpreter | None:
     """A CPython `python` ("3.11") on this host: on PATH, in pyenv, or one uv knows.
 
@@ -57,7 +57,7 @@ def find_interpreter(
             return found
     if uv_binary is not None:
         # uv's managed Pythons (`uv python install 3.13`), and whatever else uv can see.
-        where = runner.output([uv_binary, "python", "find", "--no-python-downloads", python],
+        where = runner.output([uv_binary(), "python", "find", "--no-python-downloads", python],
                               env=env)  # fmt: skip
         if where:
             found = probes.ask(Path(where))

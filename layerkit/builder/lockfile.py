@@ -14,10 +14,9 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from packaging.utils import canonicalize_name
-
 from layerkit.errors import StaleLockError
 from layerkit.files import write_atomic
+from layerkit.names import canonical
 from layerkit.recipe import Recipe
 from layerkit.targets import Target
 
@@ -35,7 +34,7 @@ class LockedDist:
 
     @property
     def key(self) -> str:
-        return canonicalize_name(self.name)
+        return canonical(self.name)
 
 
 @dataclass(frozen=True)
@@ -206,7 +205,7 @@ def shipped(lock: Lock, exclude: frozenset[str]) -> list[LockedDist]:
     children: dict[str, set[str]] = {}
     roots = []
     for dist in lock.dists:
-        parents = [canonicalize_name(v.split("[")[0]) for v in dist.via if not v.startswith("-")]
+        parents = [canonical(v.split("[")[0]) for v in dist.via if not v.startswith("-")]
         if len(parents) < len(dist.via) or not dist.via:
             roots.append(dist.key)
         for parent in parents:

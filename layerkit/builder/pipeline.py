@@ -17,8 +17,8 @@ from layerkit.builder.lockfile import LockState, shipped
 from layerkit.builder.plan import Group, Job, Locks, RecipeFile
 from layerkit.errors import BuildError, StaleLockError, VulnerableError
 from layerkit.files import sha256_of, write_atomic
-from layerkit.layer import manifest, sbom
-from layerkit.recipe import Recipe
+from layerkit.layer import sbom_beside
+from layerkit.recipe import Recipe, check_requirements
 from layerkit.targets import Target
 
 if TYPE_CHECKING:
@@ -61,6 +61,8 @@ def lock_recipe(
         existing = lockfile.read(recipe, target)
         state = lockfile.status(recipe, target, existing.lock if existing else None)
         wanted = refresh or upgrade or bool(upgrade_packages) or state != LockState.fresh
+        if wanted:
+            check_requirements(recipe)  # a bad one is named before a stale lock is
         if wanted and check:
             reason = {
                 LockState.missing: "does not exist",
@@ -149,7 +151,7 @@ def build_recipe(
             cache.keep(job.key, summary, dest)
         else:
             summary, status = found
-        sidecar = sbom.beside(dest)
+        sidecar = sbom_beside(dest)
         if status != BuildStatus.unchanged or not sidecar.exists():
             _write_sidecar(dest, sidecar)
         ctx.report(group.artifact, status.value)
@@ -200,6 +202,8 @@ def _refuse_vulnerable(recipe: Recipe, locks: Locks, ctx: Context) -> None:
 def _write_sidecar(zip_path: Path, sidecar: Path) -> None:
     """dist/NAME.cdx.json: the SBOM inside the ZIP, for scanners that read files."""
     import zipfile  # a no-op build writes no sidecar
+
+    from layerkit.layer import sbom
 
     with zipfile.ZipFile(zip_path) as layer:
         text = sbom.read_from(layer)
@@ -279,6 +283,7 @@ def build_all(
     ]
     made = [a for a in artifacts if a.status != BuildStatus.unchanged]
     if made and registry_path is not None:
+        from layerkit.layer import manifest  # a no-op records nothing
         from layerkit.registry import Registry
 
         registry = Registry(registry_path)

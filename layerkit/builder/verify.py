@@ -148,13 +148,14 @@ def needs_extra(outcome: str, requires: dict[str, list[str]]) -> str | None:
     import re
 
     from packaging.requirements import InvalidRequirement, Requirement
-    from packaging.utils import canonicalize_name
+
+    from layerkit.names import canonical
 
     missing = re.match(r"ModuleNotFoundError: No module named '([^'.]+)", outcome)
     if missing is None:
         return None
-    wanted = canonicalize_name(missing.group(1))
-    present = {canonicalize_name(name) for name in requires}
+    wanted = canonical(missing.group(1))
+    present = {canonical(name) for name in requires}
     if wanted in present:
         return None
     for dist, lines in sorted(requires.items()):
@@ -166,7 +167,7 @@ def needs_extra(outcome: str, requires: dict[str, list[str]]) -> str | None:
             except InvalidRequirement:
                 continue
             marker = requirement.marker
-            if canonicalize_name(requirement.name) != wanted:
+            if canonical(requirement.name) != wanted:
                 continue
             if marker is None or marker.evaluate({"extra": ""}):
                 return None  # required without an extra: the layer is missing it
@@ -174,7 +175,7 @@ def needs_extra(outcome: str, requires: dict[str, list[str]]) -> str | None:
             needed = needed or f"{requirement.name}{requirement.specifier}"
         if extras:
             # the extra named after what it brings first, then the others (`all`…)
-            extras.sort(key=lambda extra: (canonicalize_name(extra) != wanted, extra))
+            extras.sort(key=lambda extra: (canonical(extra) != wanted, extra))
             others = "".join(f" or [{extra}]" for extra in extras[1:])
             return f"{NEEDS_EXTRA} {dist}[{extras[0]}]{others}: {needed}"
     return None
@@ -279,7 +280,7 @@ def _native(
         )
     from uv import find_uv_bin
 
-    found = find_interpreter(python, env, settings.resolve(settings.CACHE_DIR, env), find_uv_bin())
+    found = find_interpreter(python, env, settings.resolve(settings.CACHE_DIR, env), find_uv_bin)
     if found is None:
         raise UserError(
             f"{target_id} needs Python {python} on this machine to be verified natively (on "

@@ -4,6 +4,7 @@ No `from __future__ import annotations` here: typer reads every command's annota
 start-up, and evaluating them from strings costs a tenth of a no-op build.
 """
 
+import copy
 import logging
 import os
 import signal
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from typer.models import CommandInfo
 
 from layerkit import settings
 from layerkit.builder.context import Context, Strategy
@@ -673,6 +675,30 @@ def sbom(
     render.raw(text)
 
 
+def _app_for(args: list[str]) -> typer.Typer:
+    """The app with only the command that args run, when they name one after --debug.
+
+    typer turns every command's signature into click parameters at each start: some 20 ms
+    for the commands a no-op build does not run. `layerkit --help`, and a name that is no
+    command, still see them all.
+    """
+    name = next((a for a in args if a not in ("--debug", "--no-debug")), None)
+    commands = [c for c in app.registered_commands if _command_name(c) == name]
+    groups = [g for g in app.registered_groups if g.name == name]
+    if not commands and not groups:
+        return app
+    only = copy.copy(app)
+    only.registered_commands, only.registered_groups = commands, groups
+    return only
+
+
+def _command_name(command: CommandInfo) -> str | None:
+    if command.name:
+        return command.name
+    # typer's own rule for a command named by its function
+    return command.callback.__name__.lower().replace("_", "-") if command.callback else None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     # A CI runner stops jobs with SIGTERM: unwind as for Ctrl-C (typer exits 130), so that
     # containers are removed.
@@ -684,7 +710,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         logger.propagate = False
     try:
         # Standalone mode: typer reports usage errors itself and exits with code 2.
-        app(args=list(argv) if argv is not None else None, prog_name="layerkit")
+        args = list(argv) if argv is not None else sys.argv[1:]
+        _app_for(args)(args=args, prog_name="layerkit")
     except LayerkitError as exc:
         if _state["debug"]:
             render.error(traceback.format_exc())

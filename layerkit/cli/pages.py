@@ -189,9 +189,9 @@ def advisories(
     none were asked for."""
     if source is None:
         return None
-    from packaging.utils import canonicalize_name
+    from layerkit.names import canonical
 
-    return source.advisories({(canonicalize_name(name), version) for name, version in shipped})
+    return source.advisories({(canonical(name), version) for name, version in shipped})
 
 
 def layer_view(
@@ -206,14 +206,14 @@ def layer_view(
 ) -> LayerView:
     """A layer as the report page shows it: from its ZIP (`found`, `inspection`), or from
     the registry's manifest alone (no ZIP: sizes per distribution as recorded)."""
-    from packaging.utils import canonicalize_name
+    from layerkit.names import canonical
 
     recorded = layer_manifest.distributions() if layer_manifest else {}
-    dists = {canonicalize_name(d.name): d for d in recorded.values()}
+    dists = {canonical(d.name): d for d in recorded.values()}
     in_targets: dict[str, list[str]] = {}
     for target_id, target in (layer_manifest.targets if layer_manifest else {}).items():
         for d in target.distributions:
-            in_targets.setdefault(canonicalize_name(d.name), []).append(target_id)
+            in_targets.setdefault(canonical(d.name), []).append(target_id)
     if found is not None:
         parts, inside, unzipped = list(found.parts), list(found.inside), found.unzipped
         zipped, bytecode = found.zipped, found.bytecode
@@ -229,11 +229,11 @@ def layer_view(
     for p in parts:
         if p.name == OTHER:
             continue
-        dist = dists.get(canonicalize_name(p.name))
+        dist = dists.get(canonical(p.name))
         built = ("sdist" if dist.sdist else "wheel") if dist else ""
         rows.append(DistributionRow(
             p.name, p.version, dist.license if dist else "", p.size, p.bytecode, built,
-            tuple(sorted(in_targets.get(canonicalize_name(p.name), ()))),
+            tuple(sorted(in_targets.get(canonical(p.name), ()))),
         ))  # fmt: skip
     targets = []
     timed = {r.target: r for r in verified}

@@ -39,8 +39,10 @@ if TYPE_CHECKING:
     from layerkit.registry import Version
 
 # Piped output is read by people in CI logs too: give tables room instead of 80 columns.
-out = Console(width=None if sys.stdout.isatty() else 160)
-err = Console(stderr=True, soft_wrap=True)  # messages are paragraphs: let the terminal wrap
+# emoji=False: a name such as `:fire:` is shown as written, and rich's emoji table (some
+# 5 ms to import) is never loaded.
+out = Console(width=None if sys.stdout.isatty() else 160, emoji=False)
+err = Console(stderr=True, soft_wrap=True, emoji=False)  # paragraphs: the terminal wraps them
 
 
 class LogHandler(logging.Handler):

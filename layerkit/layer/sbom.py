@@ -21,13 +21,12 @@ import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from packaging.utils import canonicalize_name
-
 from layerkit.errors import UserError
 from layerkit.files import open_zip, write_atomic
-from layerkit.layer import manifest
+from layerkit.layer import SBOM_SUFFIX, manifest
 from layerkit.layer.manifest import MANIFEST_DIR, Distribution, LayerManifest, TargetContent
 from layerkit.layer.metadata import distributions_in
+from layerkit.names import canonical
 from layerkit.targets import RUNTIMES, split_id
 from layerkit.version import __version__
 
@@ -35,7 +34,7 @@ if TYPE_CHECKING:
     from cyclonedx.model.bom import Bom
 
 
-SUFFIX = ".cdx.json"
+SUFFIX = SBOM_SUFFIX
 FORMATS = ("json", "xml")
 # The date of every entry in a layerkit ZIP (archive.py), so the SBOM says nothing the ZIP doesn't.
 TIMESTAMP = datetime.datetime(1980, 1, 1, tzinfo=datetime.timezone.utc)
@@ -45,11 +44,6 @@ _NO_LICENSE = frozenset({"", "unknown", "see distribution"})
 
 def path_for(layer: str) -> str:
     return f"{MANIFEST_DIR}/{layer}{SUFFIX}"
-
-
-def beside(zip_path: Path) -> Path:
-    """dist/NAME.cdx.json for dist/NAME.zip."""
-    return zip_path.with_name(zip_path.stem + SUFFIX)
 
 
 def make(layer: LayerManifest) -> Bom:
@@ -70,7 +64,7 @@ def make(layer: LayerManifest) -> Bom:
             filename, sha256 = (
                 (dist.sdist, dist.sdist_sha256) if dist.sdist else (dist.wheel, dist.sha256)
             )
-            ref = f"pypi/{canonicalize_name(dist.name)}@{dist.version}/{filename or 'unknown'}"
+            ref = f"pypi/{canonical(dist.name)}@{dist.version}/{filename or 'unknown'}"
             component = by_ref.get(ref)
             if component is None:
                 component = Component(
@@ -78,9 +72,7 @@ def make(layer: LayerManifest) -> Bom:
                     name=dist.name,
                     version=dist.version,
                     bom_ref=ref,
-                    purl=PackageURL(
-                        "pypi", name=canonicalize_name(dist.name), version=dist.version
-                    ),
+                    purl=PackageURL("pypi", name=canonical(dist.name), version=dist.version),
                     hashes=[HashType(alg=HashAlgorithm.SHA_256, content=sha256)] if sha256 else [],
                     licenses=[]
                     if dist.license in _NO_LICENSE

@@ -6,6 +6,8 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
+from layerkit.builder.context import Context
+from layerkit.builder.pipeline import lock_recipe
 from layerkit.errors import RecipeError
 from layerkit.recipe import find, load
 from layerkit.targets import RUNTIME_PROVIDED
@@ -143,7 +145,6 @@ def test_file_targets_are_kept_relative_to_opt(tmp_path: Path) -> None:
         ('"http-client"', '"http client"', "layer.name", "not a valid LayerName"),
         ('"http-client"', '"' + "x" * 141 + '"', "layer.name", "1 to 140"),
         ('"requests for our services"', '"' + "d" * 225 + '"', "layer.description", "at most 224"),
-        ('"requests>=2.32"', '"requests>>2"', "python.requirements", "not a valid requirement"),
     ],
 )
 def test_values_over_the_api_limits_are_refused(
@@ -152,6 +153,22 @@ def test_values_over_the_api_limits_are_refused(
     exc = error(tmp_path, GOOD.replace(old, new))
     assert exc.key == key
     assert problem in str(exc)
+
+
+@pytest.mark.parametrize("locked", [True, False])
+def test_an_invalid_requirement_is_named_before_any_lock_is_judged_or_written(
+    tmp_path: Path, locked: bool
+) -> None:
+    # Checked where requirements are resolved, not at load: a lock that matches the recipe
+    # proves they parsed (its input hash covers them), so a no-op build never imports the
+    # parser. Without a lock, --locked must name the requirement, not "the lock is missing".
+    recipe = load(write(tmp_path, GOOD.replace('"requests>=2.32"', '"requests>>2"')))
+    ctx = Context.from_environment({"LAYERKIT_CACHE_DIR": str(tmp_path / "cache")})
+    with pytest.raises(RecipeError) as caught:
+        lock_recipe(recipe, ctx, check=locked)
+    assert caught.value.key == "python.requirements"
+    assert "'requests>>2' is not a valid requirement" in str(caught.value)
+    assert not list(tmp_path.glob("*.lock.txt"))
 
 
 def test_license_over_512_characters_is_refused(tmp_path: Path) -> None:
@@ -190,3 +207,14 @@ def test_the_cli_reports_a_bad_recipe_in_one_paragraph_without_a_traceback(tmp_p
     assert "Traceback" not in result.stderr
     assert result.stderr.startswith("error: recipes/bad.toml: layer.architectures: 'arm'")
     assert not (tmp_path / "dist").exists()
+
+
+@pytest.mark.parametrize(
+    "name", ["Foo.Bar_baz", "zope.interface", "PyYAML", "typing__extensions", "a-_.b", "x"]
+)
+def test_names_are_compared_as_packaging_compares_them(name: str) -> None:
+    from packaging.utils import canonicalize_name
+
+    from layerkit.names import canonical
+
+    assert canonical(name) == canonicalize_name(name)
