@@ -34,7 +34,6 @@ if TYPE_CHECKING:
     from cyclonedx.model.bom import Bom
 
 
-SUFFIX = SBOM_SUFFIX
 FORMATS = ("json", "xml")
 # The date of every entry in a layerkit ZIP (archive.py), so the SBOM says nothing the ZIP doesn't.
 TIMESTAMP = datetime.datetime(1980, 1, 1, tzinfo=datetime.timezone.utc)
@@ -43,7 +42,7 @@ _NO_LICENSE = frozenset({"", "unknown", "see distribution"})
 
 
 def path_for(layer: str) -> str:
-    return f"{MANIFEST_DIR}/{layer}{SUFFIX}"
+    return f"{MANIFEST_DIR}/{layer}{SBOM_SUFFIX}"
 
 
 def make(layer: LayerManifest) -> Bom:
@@ -148,7 +147,7 @@ def for_build(layer: LayerManifest, manifest_bytes: bytes, cache_root: Path) -> 
 
 
 def _cache_path(cache_root: Path, manifest_bytes: bytes) -> Path:
-    return cache_root / "sbom" / f"{hashlib.sha256(manifest_bytes).hexdigest()}{SUFFIX}"
+    return cache_root / "sbom" / f"{hashlib.sha256(manifest_bytes).hexdigest()}{SBOM_SUFFIX}"
 
 
 def _read_cached(path: Path) -> bytes | None:
@@ -196,7 +195,7 @@ def read_from(archive: zipfile.ZipFile) -> bytes | None:
     """The SBOM a layerkit ZIP carries, or None (an older layerkit, or not layerkit's)."""
     names = [
         n for n in archive.namelist()
-        if n.startswith(f"{MANIFEST_DIR}/") and n.endswith(SUFFIX) and n.count("/") == 1
+        if n.startswith(f"{MANIFEST_DIR}/") and n.endswith(SBOM_SUFFIX) and n.count("/") == 1
     ]  # fmt: skip
     return archive.read(names[0]) if len(names) == 1 else None
 
