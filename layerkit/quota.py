@@ -18,6 +18,8 @@ WARN_FRACTION = 0.8
 
 @dataclass(frozen=True)
 class SizeReport:
+    """A layer's sizes against Lambda's quotas, with what is worth saying about them."""
+
     unzipped: int
     zipped: int | None
     notes: tuple[str, ...]

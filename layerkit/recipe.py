@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import datetime
 import difflib
-import logging
 import re
 from collections.abc import Callable
 from dataclasses import MISSING, dataclass, field, fields, is_dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from layerkit import quota
+from layerkit import log, quota
 from layerkit.errors import RecipeError
 from layerkit.files import parse_toml
 from layerkit.names import canonical
@@ -26,8 +25,6 @@ from layerkit.targets import (
     Target,
     lifecycle_of,
 )
-
-log = logging.getLogger("layerkit")
 
 LAYER_NAME = re.compile(rf"[A-Za-z0-9_-]{{1,{quota.LAYER_NAME_LIMIT}}}")
 # publish appends a content marker of at most this many characters to the Description.
@@ -54,12 +51,16 @@ def out_of_key(why: str, default: Any = MISSING, *, lock: bool = False) -> Any:
 
 @dataclass(frozen=True)
 class FileSpec:
+    """A `[[files]]` entry: a file or folder of the recipe and where it lands under /opt."""
+
     source: Path  # absolute, resolved against the recipe's folder
     target: PurePosixPath  # relative to /opt
 
 
 @dataclass(frozen=True)
 class Slim:
+    """`[slim]`: what is left out of the layer, and whether it ships bytecode."""
+
     tests: bool = in_key(True)  # drop tests/ and test/ folders inside packages
     stubs: bool = in_key(True)  # drop *.pyi type stubs, never read at run time
     strip: bool = in_key(False)  # strip debug symbols from shared objects
@@ -70,6 +71,8 @@ class Slim:
 
 @dataclass(frozen=True)
 class BuildSettings:
+    """`[build]`: how the layer is built; none of it changes the layer's bytes."""
+
     # The build image per target; {runtime}, {python} and {arch} are filled in.
     image: str = out_of_key(
         "in the key as the backend chosen for each target",
@@ -88,6 +91,8 @@ _PUBLISH = "publishing settings: where and to whom the same bytes go"
 
 @dataclass(frozen=True)
 class PublishSettings:
+    """`[publish]`: where the layer is published and who may use it."""
+
     regions: tuple[str, ...] = out_of_key(_PUBLISH, ())  # empty: the session's region
     principals: tuple[str, ...] = out_of_key(_PUBLISH, ())  # accounts, root ARNs, or "*" (public)
     # an AWS Organizations ID: all its accounts
@@ -100,14 +105,18 @@ class PublishSettings:
     signing_profile: str | None = out_of_key(_PUBLISH, None)  # AWS Signer profile to sign with
 
 
-REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d")
-PRINCIPAL = re.compile(r"\*|\d{12}|arn:aws(-[a-z]+)*:iam::\d{12}:root")
-SIGNING_PROFILE = re.compile(r"[a-zA-Z0-9_]{2,64}")  # Signer's profileName
-ORGANIZATION = re.compile(r"o-[a-z0-9]{10,32}")
+# Patterns for re.fullmatch, compiled (and cached by re) when a recipe has [publish] values
+# to check: a no-op build of a recipe without them does not pay for them.
+REGION = r"[a-z]{2}(-[a-z]+)+-\d"
+PRINCIPAL = r"\*|\d{12}|arn:aws(-[a-z]+)*:iam::\d{12}:root"
+SIGNING_PROFILE = r"[a-zA-Z0-9_]{2,64}"  # Signer's profileName
+ORGANIZATION = r"o-[a-z0-9]{10,32}"
 
 
 @dataclass(frozen=True)
 class Recipe:
+    """A recipe as loaded and checked: every key with its default filled in."""
+
     path: Path = out_of_key("where the recipe is, which differs between clones")
     name: str = in_key()
     description: str = in_key()
@@ -412,18 +421,18 @@ def _publish(reader: _Reader) -> PublishSettings:
     table = reader.table("publish")
     regions = reader.strings(table, "publish", "regions")
     for region in regions:
-        if not REGION.fullmatch(region):
+        if not re.fullmatch(REGION, region):
             raise reader.fail("publish.regions", f"{region!r} is not an AWS region name.")
     principals = reader.strings(table, "publish", "principals")
     for principal in principals:
-        if not PRINCIPAL.fullmatch(principal):
+        if not re.fullmatch(PRINCIPAL, principal):
             raise reader.fail(
                 "publish.principals",
                 f"{principal!r} is not a principal Lambda accepts: use a 12-digit account "
                 "ID, arn:aws:iam::<account>:root, or '*' for everyone (with public = true).",
             )
     organization = reader.get(table, "publish", "organization", str)
-    if organization is not None and not ORGANIZATION.fullmatch(organization):
+    if organization is not None and not re.fullmatch(ORGANIZATION, organization):
         raise reader.fail(
             "publish.organization", f"{organization!r} is not an organization ID (o-…)."
         )
@@ -431,7 +440,7 @@ def _publish(reader: _Reader) -> PublishSettings:
     if parameter and not parameter.startswith("/"):
         raise reader.fail("publish.parameter", f"{parameter!r} must start with '/'.")
     profile = reader.get(table, "publish", "signing-profile", str)
-    if profile is not None and not SIGNING_PROFILE.fullmatch(profile):
+    if profile is not None and not re.fullmatch(SIGNING_PROFILE, profile):
         raise reader.fail(
             "publish.signing-profile",
             f"{profile!r} is not a Signer profile name (2 to 64 letters, digits or _).",

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import logging
 import shlex
 import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from layerkit import log
 from layerkit.errors import ToolError
 from layerkit.redaction import redact
-
-log = logging.getLogger("layerkit")
 
 _TAIL_LINES = 25
 

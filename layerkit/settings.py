@@ -23,6 +23,8 @@ Env = Mapping[str, str]
 
 @dataclass(frozen=True)
 class Setting(Generic[T]):
+    """A setting: where it is read from, its default, and how its text is read."""
+
     variable: str  # the environment variable
     flag: str | None  # the command-line option, when there is one
     recipe_key: str | None  # the recipe key, when there is one

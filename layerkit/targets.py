@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Runtime:
+    """A Lambda Python runtime: its interpreter, its OS and that OS's glibc."""
+
     name: str
     python: tuple[int, int]
     os: str
@@ -208,6 +210,8 @@ BOTOCORE_ACCEPTS_BEFORE_3_10 = {**BOTOCORE_ACCEPTS, "urllib3": ">=1.25.4,<1.27"}
 
 @dataclass(frozen=True)
 class Target:
+    """What a layer is built for: a runtime on one architecture."""
+
     runtime: Runtime
     architecture: str  # Lambda's name: x86_64 or arm64
 

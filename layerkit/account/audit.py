@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime
 import io
-import logging
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -20,7 +19,7 @@ from typing import Any
 
 from packaging.requirements import Requirement
 
-from layerkit import osv
+from layerkit import log, osv
 from layerkit.account import attach
 from layerkit.account.attach import Finding
 from layerkit.account.clients import Clients
@@ -34,8 +33,6 @@ from layerkit.layer.metadata import distributions_in
 from layerkit.names import canonical
 from layerkit.quota import LAYERS_PER_FUNCTION, UNZIPPED_LIMIT, WARN_FRACTION
 from layerkit.registry import Registry, recorded
-
-log = logging.getLogger("layerkit")
 
 Contents = Callable[[str], list[tuple[str, str]] | None]  # layer version ARN -> (name, version)
 

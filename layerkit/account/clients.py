@@ -8,6 +8,7 @@ Throttling is retried by botocore's adaptive mode, with backoff.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -89,7 +90,7 @@ class Clients:
 
         from layerkit.recipe import REGION
 
-        if not REGION.fullmatch(region):
+        if not re.fullmatch(REGION, region):
             raise UserError(
                 f"{region!r} is not an AWS region name (like eu-west-1): check --region."
             )

@@ -15,7 +15,7 @@ version to appear and report it as unchanged.
 
 from __future__ import annotations
 
-import logging
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
 
-from layerkit import quota
+from layerkit import log, quota
 from layerkit.account import signing
 from layerkit.account.clients import Clients
 from layerkit.account.gateways import Layers, Objects, Parameters
@@ -44,8 +44,6 @@ from layerkit.layer.manifest import LayerManifest
 from layerkit.recipe import SIGNING_PROFILE, PublishSettings
 from layerkit.registry import Registry, Signing, Version, git_commit, now, who
 from layerkit.settings import cascade
-
-log = logging.getLogger("layerkit")
 
 MARKER_LENGTH = 24  # hex digits of the ZIP's SHA-256: 96 bits
 
@@ -198,7 +196,7 @@ def check_settings(name: str, settings: PublishSettings, regions: list[str]) -> 
                 f"partition, the regions in {partitions[0]}: an account of one partition "
                 "cannot use a layer of another. Nothing was published."
             )
-    if settings.signing_profile and not SIGNING_PROFILE.fullmatch(settings.signing_profile):
+    if settings.signing_profile and not re.fullmatch(SIGNING_PROFILE, settings.signing_profile):
         raise UserError(
             f"{name}: {settings.signing_profile!r} is not a Signer profile name (2 to 64 "
             "letters, digits or _): check --signing-profile or LAYERKIT_SIGNING_PROFILE."

@@ -14,18 +14,16 @@ in every region.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from layerkit import log
 from layerkit.account.clients import Clients
 from layerkit.account.gateways import Objects, Signer
 from layerkit.account.model import SigningProfile
 from layerkit.errors import AWSError, UserError
-
-log = logging.getLogger("layerkit")
 
 PLATFORM = "AWSLambda-SHA384-ECDSA"  # the only Signer platform Lambda accepts
 POLL_SECONDS = 3

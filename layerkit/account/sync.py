@@ -8,18 +8,16 @@ can be downloaded, the manifest inside it.
 from __future__ import annotations
 
 import io
-import logging
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 
+from layerkit import log
 from layerkit.account.clients import Clients
 from layerkit.account.gateways import Layers
 from layerkit.http import Client, HttpError
 from layerkit.layer import manifest
 from layerkit.layer.manifest import LayerManifest
 from layerkit.registry import Signing, Version
-
-log = logging.getLogger("layerkit")
 
 
 def sync(regions: list[str], clients: Clients, download: bool = True) -> list[Version]:

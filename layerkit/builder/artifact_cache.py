@@ -9,17 +9,14 @@ layout: the pipeline asks `find` once and hands what it built to `keep`.
 from __future__ import annotations
 
 import json
-import logging
 import os
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
-from layerkit import files
+from layerkit import files, log
 from layerkit.errors import BuildError, UserError
 from layerkit.files import sha256_of, write_atomic
-
-log = logging.getLogger("layerkit")
 
 
 class BuildStatus(str, Enum):
@@ -30,6 +27,8 @@ class BuildStatus(str, Enum):
 
 @dataclass(frozen=True)
 class Summary:
+    """What the artifact table shows of a ZIP, known without reading it again."""
+
     files: int
     unzipped: int  # bytes
     sha256: str
@@ -37,6 +36,8 @@ class Summary:
 
 @dataclass(frozen=True)
 class ArtifactCache:
+    """The cache of finished ZIPs, by build key."""
+
     root: Path  # the cache folder; artifacts live under root/artifacts
 
     def path(self, key: str) -> Path:

@@ -7,11 +7,10 @@ the pipeline decides from the build key alone that nothing needs writing.
 from __future__ import annotations
 
 import dataclasses
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from layerkit import quota
+from layerkit import log, quota
 from layerkit.builder import archive, native
 from layerkit.builder.archive import Entry
 from layerkit.builder.artifact_cache import Summary
@@ -26,8 +25,6 @@ from layerkit.layer import manifest, sbom
 from layerkit.recipe import Recipe
 from layerkit.targets import Target
 from layerkit.version import __version__
-
-log = logging.getLogger("layerkit")
 
 
 def _shared(group: Group, files: dict[tuple[str, str], Path]) -> set[str]:

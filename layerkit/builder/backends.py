@@ -8,11 +8,11 @@ the same way.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from layerkit import log
 from layerkit.builder.compilers import Compiler, ImageCompiler
 from layerkit.builder.context import Context, Strategy
 from layerkit.builder.lockfile import Lock, LockedDist
@@ -23,8 +23,6 @@ from layerkit.targets import Target
 if TYPE_CHECKING:
     from layerkit.builder.container import BuildContainer
     from layerkit.builder.install import Installed
-
-log = logging.getLogger("layerkit")
 
 
 class Backend(Protocol):
@@ -53,6 +51,8 @@ class Backend(Protocol):
 
 @dataclass(frozen=True)
 class Wheels:
+    """Installs fitting wheels on this machine, without Docker; compiles nothing."""
+
     why: str
     name: str = "wheels"
     builds_sdists: bool = False
@@ -68,6 +68,8 @@ class Wheels:
 
 @dataclass(frozen=True)
 class InContainer:
+    """Builds in the build image through Docker, where sdists can be compiled."""
+
     container: BuildContainer
     why: str
     cache_root: Path  # where compiled wheels are kept

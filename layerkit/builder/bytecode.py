@@ -7,18 +7,16 @@ compressed members are copied into layers as they are, like a wheel's (see archi
 from __future__ import annotations
 
 import hashlib
-import logging
 import tempfile
 import zipfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from layerkit import log
 from layerkit.builder import archive
 from layerkit.builder.archive import Entry
 from layerkit.builder.compilers import Compiler, cache_tag
 from layerkit.builder.install import Installed
-
-log = logging.getLogger("layerkit")
 
 
 @dataclass(frozen=True)

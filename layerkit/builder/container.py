@@ -7,7 +7,6 @@ turns it into KeyboardInterrupt).
 
 from __future__ import annotations
 
-import logging
 import os
 import uuid
 from collections.abc import Mapping
@@ -15,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from layerkit import log
 from layerkit.errors import (
     CommandFailedError,
     ContainerError,
@@ -25,7 +25,6 @@ from layerkit.redaction import redact
 if TYPE_CHECKING:
     import docker
 
-log = logging.getLogger("layerkit")
 
 LABEL = "layerkit"
 RUN_LABEL = "layerkit.run"
@@ -210,7 +209,7 @@ class BuildContainer:
             "PIP_DISABLE_PIP_VERSION_CHECK": "1",
             "PIP_ROOT_USER_ACTION": "ignore",
         }
-        if not log.isEnabledFor(logging.DEBUG):
+        if not log.debugging():
             env["PIP_QUIET"] = "1"  # with --debug, pip says what it downloads and builds
         if self.ca_bundle is not None:
             mounts.append(Mount(self.ca_bundle, "/layerkit/ca.pem", read_only=True))

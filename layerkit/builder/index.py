@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import configparser
 import json
-import logging
 import os
 import re
 import urllib.parse
@@ -24,6 +23,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from layerkit import log
 from layerkit.errors import BuildError, IntegrityError, PackageIndexError, UserError
 from layerkit.files import sha256_of
 from layerkit.names import canonical
@@ -32,7 +32,6 @@ from layerkit.redaction import redact
 if TYPE_CHECKING:
     from layerkit.http import Client
 
-log = logging.getLogger("layerkit")
 
 PYPI = "https://pypi.org/simple"
 

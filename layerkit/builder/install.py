@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import logging
 import shlex
 import shutil
 import tempfile
@@ -20,7 +19,7 @@ from pathlib import Path
 
 from packaging.utils import parse_wheel_filename
 
-from layerkit import files
+from layerkit import files, log
 from layerkit.builder.archive import Entry, wheel_entry
 from layerkit.builder.container import BUILD_REQUIREMENTS, BuildContainer
 from layerkit.builder.index import IndexFile, PackageIndex, WheelCache
@@ -37,8 +36,6 @@ from layerkit.targets import (
     RUNTIME_PROVIDED,
     Target,
 )
-
-log = logging.getLogger("layerkit")
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,6 @@ distribution, the hash of the one wheel that fits the target best under the full
 
 from __future__ import annotations
 
-import logging
 import shlex
 import sys
 import tempfile
@@ -43,8 +42,6 @@ from layerkit.recipe import Recipe
 from layerkit.redaction import redact
 from layerkit.runner import run
 from layerkit.targets import Target
-
-log = logging.getLogger("layerkit")
 
 
 def best_wheel(

@@ -27,6 +27,8 @@ _STRATEGY = re.compile(r"^# layerkit-strategy: (wheels|container)$", re.MULTILIN
 
 @dataclass(frozen=True)
 class LockedDist:
+    """One pinned distribution of a lock, with the hashes of its files for the target."""
+
     name: str
     version: str
     hashes: tuple[str, ...]
@@ -39,6 +41,8 @@ class LockedDist:
 
 @dataclass(frozen=True)
 class Lock:
+    """A target's lock file, as written and read."""
+
     target: str
     input_hash: str | None
     dists: tuple[LockedDist, ...] = field(default=())

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from layerkit import quota
+from layerkit import log, quota
 from layerkit.builder import backends, lockfile
 from layerkit.builder.artifact_cache import ArtifactCache, BuildStatus
 from layerkit.builder.backends import Backend
@@ -24,11 +23,11 @@ from layerkit.targets import Target
 if TYPE_CHECKING:
     from layerkit import osv
 
-log = logging.getLogger("layerkit")
-
 
 @dataclass(frozen=True)
 class Artifact:
+    """A layer ZIP that `layerkit build` made or found current, as reported."""
+
     recipe: str
     name: str
     path: Path

@@ -27,6 +27,8 @@ BUILD_FORMAT = 6
 
 @dataclass(frozen=True)
 class Group:
+    """The targets that share one ZIP, and its name."""
+
     artifact: str
     targets: tuple[Target, ...]
 

@@ -5,7 +5,6 @@ start-up, and evaluating them from strings costs a tenth of a no-op build.
 """
 
 import copy
-import logging
 import os
 import signal
 import sys
@@ -17,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from typer.models import CommandInfo
 
-from layerkit import settings
+from layerkit import log, settings
 from layerkit.builder.context import Context, Strategy
 from layerkit.builder.pipeline import build_all, lock_recipe
 from layerkit.cli import options as opt
@@ -29,6 +28,8 @@ from layerkit.settings import IndexStrategy
 from layerkit.version import __version__
 
 if TYPE_CHECKING:
+    import logging
+
     from layerkit.account.scan import Scope
 
 # The AWS, audit, registry and verify modules, and rich's tables and progress, are imported
@@ -83,7 +84,6 @@ def _main(
     debug: Annotated[bool, typer.Option(help="Show tracebacks and every command run.")] = False,
 ) -> None:
     _state["debug"] = debug
-    logging.getLogger("layerkit").setLevel(logging.DEBUG if debug else logging.INFO)
 
 
 @app.command()
@@ -699,19 +699,21 @@ def _command_name(command: CommandInfo) -> str | None:
     return command.callback.__name__.lower().replace("_", "-") if command.callback else None
 
 
+def _show_log(logger: "logging.Logger") -> None:
+    from layerkit.cli import logs  # with logging, when the first message comes
+
+    logs.show(logger, debug=_state["debug"])
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     # A CI runner stops jobs with SIGTERM: unwind as for Ctrl-C (typer exits 130), so that
     # containers are removed.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    logger = logging.getLogger("layerkit")
-    if not logger.handlers:
-        logger.addHandler(render.LogHandler())
-        logger.setLevel(logging.INFO)
-        logger.propagate = False
     try:
         # Standalone mode: typer reports usage errors itself and exits with code 2.
         args = list(argv) if argv is not None else sys.argv[1:]
-        _app_for(args)(args=args, prog_name="layerkit")
+        with log.configured_on_first_use(_show_log):
+            _app_for(args)(args=args, prog_name="layerkit")
     except LayerkitError as exc:
         if _state["debug"]:
             render.error(traceback.format_exc())
