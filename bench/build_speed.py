@@ -120,7 +120,10 @@ def layerkit_runs(
         for name, tree in trees.items():
             slug = name.replace(" ", "-")
             cache = fresh(f"{slug}-cache-{run}")
-            env = clean_env(LAYERKIT_CACHE_DIR=str(cache), PYTHONPATH=str(tree))
+            # Each tree its own registry: not the user's, which a newer layerkit may have
+            # written in a schema an older tree refuses.
+            env = clean_env(LAYERKIT_CACHE_DIR=str(cache), PYTHONPATH=str(tree),
+                            LAYERKIT_REGISTRY=str(cache / "registry.sqlite"))  # fmt: skip
             out = fresh(f"{slug}-cold-{run}")
             times[name]["cold"].append(timed([*command, "-o", str(out)], project, env))
             # warm: the wheels are cached, the finished ZIP is not
@@ -220,7 +223,10 @@ def main(argv: list[str] | None = None) -> int:
     project = fresh("project")
     (project / "recipes").mkdir()
     (project / "recipes" / "data311.toml").write_text(RECIPE)
-    lock_env = clean_env(LAYERKIT_CACHE_DIR=str(fresh("lock-cache")))
+    lock_cache = fresh("lock-cache")
+    lock_env = clean_env(
+        LAYERKIT_CACHE_DIR=str(lock_cache), LAYERKIT_REGISTRY=str(lock_cache / "registry.sqlite")
+    )
     subprocess.run(
         [sys.executable, "-m", "layerkit", "lock", "data311"],
         cwd=project, env=lock_env, check=True, capture_output=True,

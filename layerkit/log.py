@@ -9,6 +9,7 @@ build says nothing. The command line decides where messages go with
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
@@ -19,26 +20,31 @@ if TYPE_CHECKING:
 NAME = "layerkit"
 
 _first_use: list[Callable[[logging.Logger], None]] = []
+_first_use_lock = threading.Lock()  # publish logs from a thread per region
 
 
 @contextmanager
 def configured_on_first_use(configure: Callable[[logging.Logger], None]) -> Iterator[None]:
     """Within the block, configure runs on layerkit's logger before the first message (if
     one comes), once."""
-    _first_use.append(configure)
+    with _first_use_lock:
+        _first_use.append(configure)
     try:
         yield
     finally:
-        if configure in _first_use:
-            _first_use.remove(configure)
+        with _first_use_lock:
+            if configure in _first_use:
+                _first_use.remove(configure)
 
 
 def logger() -> logging.Logger:
     import logging
 
     found = logging.getLogger(NAME)
-    while _first_use:
-        _first_use.pop(0)(found)
+    if _first_use:
+        with _first_use_lock:
+            while _first_use:
+                _first_use.pop(0)(found)
     return found
 
 
