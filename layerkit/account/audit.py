@@ -15,7 +15,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from enum import Enum
 from pathlib import Path
-from typing import Any
 
 from packaging.requirements import Requirement
 
@@ -147,19 +146,6 @@ class Organization:
     accounts: frozenset[str]
 
 
-def _principal(statement: dict[str, Any]) -> str:
-    principal = statement.get("Principal", "")
-    if isinstance(principal, dict):
-        principal = principal.get("AWS", "")
-    return str(principal[0] if isinstance(principal, list) and principal else principal)
-
-
-def _organization_condition(statement: dict[str, Any]) -> str | None:
-    equals = (statement.get("Condition") or {}).get("StringEquals") or {}
-    found = equals.get("aws:PrincipalOrgID") or statement.get("OrganizationId")
-    return str(found) if found else None
-
-
 def exposed(scans: Sequence[Scan], organization: Organization | None) -> list[Exposed]:
     """Own layer versions whose policy grants `*` (every AWS account), or with
     --organization, an account or organization outside it; with the statement that does."""
@@ -167,9 +153,9 @@ def exposed(scans: Sequence[Scan], organization: Organization | None) -> list[Ex
     for s in scans:
         for arn, statements in sorted(s.policies.items()):
             for statement in statements:
-                if statement.get("Effect", "Allow") != "Allow":
+                if not statement.allows:
                     continue
-                principal, org = _principal(statement), _organization_condition(statement)
+                principal, org = statement.principal, statement.organization
                 reason = None
                 if principal == "*" and org is None:
                     reason = "granted to every AWS account (principal *, no organization)"
@@ -180,8 +166,9 @@ def exposed(scans: Sequence[Scan], organization: Organization | None) -> list[Ex
                     if account not in organization.accounts:
                         reason = f"granted to account {account}, outside {organization.id}"
                 if reason:
-                    sid = str(statement.get("Sid", ""))
-                    found.append(Exposed(s.account, s.region, arn, sid, principal, reason))
+                    found.append(
+                        Exposed(s.account, s.region, arn, statement.sid, principal, reason)
+                    )
     return found
 
 

@@ -28,6 +28,7 @@ from layerkit.account.model import (
     LayerContent,
     LayerVersion,
     Parameter,
+    PolicyStatement,
     Recorded,
     SigningJob,
     SigningProfile,
@@ -132,9 +133,9 @@ class Layers:
 
     def statement_ids(self, arn: LayerArn) -> set[str]:
         """The statement IDs of the version's policy; none when it has no policy."""
-        return {str(s["Sid"]) for s in self.policy(arn)}
+        return {s.sid for s in self.policy(arn)}
 
-    def policy(self, arn: LayerArn) -> list[dict[str, Any]]:
+    def policy(self, arn: LayerArn) -> list[PolicyStatement]:
         """The statements of the version's resource policy (who may use it); none when it
         has no policy."""
         try:
@@ -147,7 +148,8 @@ class Layers:
                 return []
             raise
         statements = json.loads(reply["Policy"]).get("Statement", [])
-        return [statements] if isinstance(statements, dict) else list(statements)
+        listed = [statements] if isinstance(statements, dict) else list(statements)
+        return [PolicyStatement.from_json(s) for s in listed]
 
     def grant(self, arn: LayerArn, sid: str, principal: str, organization: str | None) -> None:
         options = {"OrganizationId": organization} if organization else {}

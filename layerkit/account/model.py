@@ -136,6 +136,33 @@ class CodeSigningConfig:
 
 
 @dataclass(frozen=True)
+class PolicyStatement:
+    """One statement of a layer version's resource policy: whom it lets use the version."""
+
+    sid: str
+    allows: bool  # Effect Allow (the default), not Deny
+    principal: str  # "*", an account ID or an ARN; the first, if a statement names several
+    organization: str | None  # the organization it is limited to (aws:PrincipalOrgID)
+
+    @classmethod
+    def from_json(cls, statement: dict[str, Any]) -> PolicyStatement:
+        """From the policy JSON GetLayerVersionPolicy returns."""
+        principal = statement.get("Principal", "")
+        if isinstance(principal, dict):
+            principal = principal.get("AWS", "")
+        if isinstance(principal, list):
+            principal = principal[0] if principal else ""
+        equals = (statement.get("Condition") or {}).get("StringEquals") or {}
+        organization = equals.get("aws:PrincipalOrgID") or statement.get("OrganizationId")
+        return cls(
+            sid=str(statement.get("Sid", "")),
+            allows=statement.get("Effect", "Allow") == "Allow",
+            principal=str(principal),
+            organization=str(organization) if organization else None,
+        )
+
+
+@dataclass(frozen=True)
 class AccountLimits:
     unzipped: int  # a function and its layers, unzipped
     storage_total: int | None  # code storage of the region

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
 
 from layerkit.account.clients import Clients
 from layerkit.account.gateways import (
@@ -28,6 +27,7 @@ from layerkit.account.model import (
     CodeSigningConfig,
     FunctionVersion,
     LayerVersion,
+    PolicyStatement,
     Recorded,
     account_of,
     owner_of,
@@ -49,7 +49,7 @@ class Scan:
     declared: dict[str, LayerVersion] = field(default_factory=dict)  # own versions by ARN
     owners: dict[str, str] = field(default_factory=dict)  # function -> who deploys it
     # own versions' policy statements, by ARN (read for audit's `exposed`)
-    policies: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    policies: dict[str, list[PolicyStatement]] = field(default_factory=dict)
     code_signing: dict[str, CodeSigningConfig] = field(default_factory=dict)  # by function
 
 

@@ -27,7 +27,7 @@ class BuildStatus(str, Enum):
 
 @dataclass(frozen=True)
 class Summary:
-    """What the artifact table shows of a ZIP, known without reading it again."""
+    """What a build reports of a ZIP, known without reading it again."""
 
     files: int
     unzipped: int  # bytes

@@ -1,7 +1,7 @@
 """What people see: progress, tables and lines for every command, and JSON for machines.
 
-The core returns data; this module is the only one that prints it. rich is imported by the
-functions that draw tables and progress, so a no-op build never loads it.
+The core returns data; this module is the only one that prints it. rich's tables and
+progress are imported by the functions that draw them, so a no-op build loads neither.
 """
 
 from __future__ import annotations
