@@ -44,8 +44,12 @@ requirements = ["numpy", "pandas", "pydantic", "cryptography"]
 
 
 def clean_env(**extra: str) -> dict[str, str]:
+    """This machine's environment without its pip, uv and layerkit settings; the builds a
+    bench makes are recorded in a registry of its own, never in the user's."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "UV_", "LAYERKIT_"))}
-    env.update(PIP_CONFIG_FILE=os.devnull, UV_NO_CONFIG="1", **extra)
+    env.update(PIP_CONFIG_FILE=os.devnull, UV_NO_CONFIG="1")
+    env["LAYERKIT_REGISTRY"] = str(OUT / "registry.sqlite")
+    env.update(extra)
     cert = os.environ.get("SSL_CERT_FILE")
     if cert:  # this machine intercepts TLS; pip reads PIP_CERT, not SSL_CERT_FILE
         env["PIP_CERT"] = cert
@@ -120,8 +124,7 @@ def layerkit_runs(
         for name, tree in trees.items():
             slug = name.replace(" ", "-")
             cache = fresh(f"{slug}-cache-{run}")
-            # Each tree its own registry: not the user's, which a newer layerkit may have
-            # written in a schema an older tree refuses.
+            # Each tree its own registry: a newer layerkit's schema is one an older refuses.
             env = clean_env(LAYERKIT_CACHE_DIR=str(cache), PYTHONPATH=str(tree),
                             LAYERKIT_REGISTRY=str(cache / "registry.sqlite"))  # fmt: skip
             out = fresh(f"{slug}-cold-{run}")
@@ -223,10 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     project = fresh("project")
     (project / "recipes").mkdir()
     (project / "recipes" / "data311.toml").write_text(RECIPE)
-    lock_cache = fresh("lock-cache")
-    lock_env = clean_env(
-        LAYERKIT_CACHE_DIR=str(lock_cache), LAYERKIT_REGISTRY=str(lock_cache / "registry.sqlite")
-    )
+    lock_env = clean_env(LAYERKIT_CACHE_DIR=str(fresh("lock-cache")))
     subprocess.run(
         [sys.executable, "-m", "layerkit", "lock", "data311"],
         cwd=project, env=lock_env, check=True, capture_output=True,
