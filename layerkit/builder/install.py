@@ -28,7 +28,6 @@ from layerkit.builder.lockfile import LockedDist
 from layerkit.errors import IntegrityError
 from layerkit.files import sha256_of
 from layerkit.layer.metadata import parse_metadata
-from layerkit.names import canonical
 from layerkit.recipe import Slim
 from layerkit.targets import (
     BOTOCORE_ACCEPTS,
@@ -281,7 +280,7 @@ def install_in_container(
                 f"pip install of the {target_id} lock",
             )  # fmt: skip
             made: dict[str, Path] = {
-                str(canonical(parse_wheel_filename(w.name)[0])): w
+                parse_wheel_filename(w.name)[0]: w  # already canonical
                 for w in (work / "wheels").glob("*.whl")
             }
             for d in missing:
